@@ -1,0 +1,366 @@
+"""The TOML config: every key of SPEC with its default, validated up front.
+
+A bad value stops the bot with one line that names the key, the value and what is allowed
+(`replicate.wait_seconds: 90 is above 60`), never with a traceback. Secrets may come from the
+environment, which wins over the file, and are masked whenever the config is shown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import model_validator
+
+from bot.errors import OptionError
+from bot.lora import check_lora_ref
+from bot.model import ASPECT_RATIOS
+
+DEFAULT_PATH = "config.toml"
+ENV_PATH = "FLUX_BOT_CONFIG"
+SECRET_ENV = {("discord", "token"): "DISCORD_TOKEN", ("replicate", "api_token"): "REPLICATE_API_TOKEN"}
+MASK = "********"
+
+Snowflake = Annotated[int, Field(ge=0, le=2**63 - 1)]
+AspectRatio = Literal[tuple(ASPECT_RATIOS)]  # type: ignore[valid-type]
+OutputFormat = Literal["webp", "jpg", "png"]
+
+
+class ConfigError(Exception):
+    """The config cannot be used; `lines` say why, one bad key per line."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _http_url(value: str, schemes: tuple[str, ...]) -> str:
+    if not re.fullmatch(r"[a-z]+://[^\s/?#]+(/[^\s?#]*)?", value) or \
+            value.split("://")[0] not in schemes:
+        raise ValueError(f"{json.dumps(value)} is not a {' or '.join(schemes)} URL")
+    return value.rstrip("/")
+
+
+class DiscordSettings(Section):
+    token: SecretStr = SecretStr("")
+    guild_ids: list[Snowflake] = []
+    sync_commands: bool = False
+    moderator_role_ids: list[Snowflake] = []
+    allowed_channel_ids: list[Snowflake] = []
+    mod_log_channel_id: Snowflake = 0
+    allow_dms: bool = False
+    default_locale: Literal["en-US", "zh-CN"] = "en-US"
+    api_base: str = "https://discord.com/api/v10"
+    gateway_url: str = "wss://gateway.discord.gg"
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base(cls, v: str) -> str:
+        return _http_url(v, ("https", "http"))
+
+    @field_validator("gateway_url")
+    @classmethod
+    def _gateway(cls, v: str) -> str:
+        return _http_url(v, ("wss", "ws"))
+
+
+class ReplicateSettings(Section):
+    api_token: SecretStr = SecretStr("")
+    api_base: str = "https://api.replicate.com/v1"
+    model: str = "lucataco/flux-dev-lora"
+    version: str = "091495765fa5ef2725a175a57b276ec30dc9d39c22d30410f2ede68a3eab66b3"
+    wait_seconds: int = Field(60, ge=0, le=60)
+    timeout_seconds: int = Field(600, ge=5, le=86400)
+    max_concurrent: int = Field(8, ge=1, le=1000)
+    cost_per_second: float = Field(0.0014, ge=0)
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base(cls, v: str) -> str:
+        return _http_url(v, ("https", "http"))
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-zA-Z0-9_.-]+/[a-zA-Z0-9_.-]+", v):
+            raise ValueError(f"{json.dumps(v)} is not of the form owner/name")
+        return v
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        if not re.fullmatch(r"[0-9a-f]{64}", v):
+            raise ValueError(f"{json.dumps(v)} is not a 64-character hex version id")
+        return v
+
+
+class DefaultsSettings(Section):
+    aspect_ratio: AspectRatio = "1:1"
+    num_outputs: int = Field(1, ge=1, le=4)
+    output_format: OutputFormat = "webp"
+    output_quality: int = Field(80, ge=0, le=100)
+    guidance: float = Field(3.5, ge=0, le=10)
+    steps: int = Field(28, ge=1, le=50)
+    lora_scale: float = Field(0.8, ge=0, le=1)
+    prompt_strength: float = Field(0.8, ge=0, le=1)
+
+
+class LimitsSettings(Section):
+    max_prompt_length: int = Field(1000, ge=1, le=6000)
+    max_num_outputs: int = Field(4, ge=1, le=4)
+    max_steps: int = Field(50, ge=1, le=50)
+    allow_img2img: bool = True
+    allow_custom_lora: bool = True
+    banned_words: list[Annotated[str, Field(min_length=1)]] = []
+    disable_safety_checker: bool = False
+
+
+class RoleQuota(Section):
+    role_id: Annotated[int, Field(ge=1, le=2**63 - 1)]
+    daily: int | None = Field(None, ge=0)
+    weekly: int | None = Field(None, ge=0)
+    monthly: int | None = Field(None, ge=0)
+
+
+class QuotaSettings(Section):
+    daily: int = Field(20, ge=0)
+    weekly: int = Field(0, ge=0)
+    monthly: int = Field(0, ge=0)
+    timezone: str = "UTC"
+    per_user_concurrent: int = Field(2, ge=0)
+    cooldown_seconds: int = Field(0, ge=0)
+    guild_daily: int = Field(0, ge=0)
+    roles: list[RoleQuota] = []
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{json.dumps(v)} is not a time zone (e.g. \"Asia/Shanghai\")")\
+                from None
+        return v
+
+
+class LoraEntry(Section):
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    ref: str
+    trigger: str = ""
+    scale: float | None = Field(None, ge=0, le=1)
+    description: str = Field("", max_length=500)
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, v: str) -> str:
+        try:
+            return check_lora_ref(v)
+        except OptionError:
+            raise ValueError(f"{json.dumps(v[:80])} is not a LoRA reference the model "
+                             "accepts (owner/name, a huggingface.co URL, a Replicate "
+                             "trained_model.tar, a CivitAI download or a .safetensors URL)"
+                             ) from None
+
+
+class StorageSettings(Section):
+    database: Annotated[str, Field(min_length=1)] = "data/bot.db"
+
+
+class HttpSettings(Section):
+    listen: str = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        if v and not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[\w.-]+):(\d{1,5})", v) or \
+                v and not 0 < int(v.rsplit(":", 1)[1]) < 65536:
+            raise ValueError(f"{json.dumps(v)} is not host:port (e.g. \"127.0.0.1:8080\")")
+        return v
+
+
+class LoggingSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class Config(Section):
+    discord: DiscordSettings = DiscordSettings()
+    replicate: ReplicateSettings = ReplicateSettings()
+    defaults: DefaultsSettings = DefaultsSettings()
+    limits: LimitsSettings = LimitsSettings()
+    quota: QuotaSettings = QuotaSettings()
+    loras: list[LoraEntry] = []
+    storage: StorageSettings = StorageSettings()
+    http: HttpSettings = HttpSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        names = [entry.name.lower() for entry in self.loras]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(f"loras[{i}].name: {json.dumps(self.loras[i].name)} "
+                                 "is listed twice")
+        if self.defaults.num_outputs > self.limits.max_num_outputs:
+            raise ValueError(f"defaults.num_outputs: {self.defaults.num_outputs} is above "
+                             f"limits.max_num_outputs ({self.limits.max_num_outputs})")
+        if self.defaults.steps > self.limits.max_steps:
+            raise ValueError(f"defaults.steps: {self.defaults.steps} is above "
+                             f"limits.max_steps ({self.limits.max_steps})")
+        return self
+
+    def secrets(self) -> list[str]:
+        """The secret values in force, for log redaction."""
+        return [s for s in (self.discord.token.get_secret_value(),
+                            self.replicate.api_token.get_secret_value()) if s]
+
+    def require(self, *keys: str) -> None:
+        """Raise `ConfigError` when any of the secrets `keys` (`discord.token`, …) is empty."""
+        lines = []
+        for key in keys:
+            section, name = key.split(".")
+            if not getattr(getattr(self, section), name).get_secret_value():
+                env = SECRET_ENV[(section, name)]
+                lines.append(f"{key}: missing; set ${env} or {key.split('.')[1]} under "
+                             f"[{section}] in the config file")
+        if lines:
+            raise ConfigError(lines)
+
+    def masked(self) -> dict[str, Any]:
+        """The resolved config as plain data, secrets shown as `********` when set."""
+        data = self.model_dump(mode="python")
+        for (section, name) in SECRET_ENV:
+            value = getattr(getattr(self, section), name).get_secret_value()
+            data[section][name] = MASK if value else ""
+        for section in data.values():
+            if isinstance(section, dict):
+                for key in [k for k, v in section.items() if v is None]:
+                    del section[key]
+        data["quota"]["roles"] = [{k: v for k, v in r.items() if v is not None}
+                                  for r in data["quota"]["roles"]]
+        data["loras"] = [{k: v for k, v in e.items() if v is not None} for e in data["loras"]]
+        return data
+
+    def masked_toml(self) -> str:
+        import tomli_w
+
+        return tomli_w.dumps(self.masked())
+
+
+# -- loading and error lines ----------------------------------------------------------------
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value if len(value) <= 80 else value[:77] + "...", ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return str(value)
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    key = ""
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        elif part not in ("function-after", "literal", "constrained-str", "lax-or-strict"):
+            key += f".{part}" if key else str(part)
+    return key
+
+
+_TEXTS = {
+    "int_type": "{value} is not a whole number",
+    "int_from_float": "{value} is not a whole number",
+    "float_type": "{value} is not a number",
+    "bool_type": "{value} is not true or false",
+    "string_type": "{value} is not text (use quotes)",
+    "list_type": "{value} is not a list (use [ ... ])",
+    "model_type": "{value} is not a table",
+    "model_attributes_type": "{value} is not a table",
+    "missing": "is required",
+    "extra_forbidden": "unknown key",
+    "string_too_short": "must not be empty",
+    "string_too_long": "{value} is too long",
+}
+
+
+def _line(error: Any) -> str:
+    loc, kind, ctx = tuple(error["loc"]), error["type"], error.get("ctx") or {}
+    value = _shown(error.get("input"))
+    if kind == "value_error":
+        message = str(ctx.get("error", error["msg"]))
+        return message if loc == () else f"{_key(loc)}: {message}"
+    if kind in ("less_than_equal", "less_than"):
+        text = f"{value} is above {ctx.get('le', ctx.get('lt'))}"
+    elif kind in ("greater_than_equal", "greater_than"):
+        text = f"{value} is below {ctx.get('ge', ctx.get('gt'))}"
+    elif kind == "literal_error":
+        text = f"{value} is not one of {ctx.get('expected')}"
+    elif kind in _TEXTS:
+        text = _TEXTS[kind].format(value=value)
+    else:
+        text = f"{value}: {error['msg']}"
+    return f"{_key(loc)}: {text}"
+
+
+def _is_union_noise(error: Any) -> bool:
+    # `daily: int | None` yields one error per member; the None branch says nothing useful
+    return error["type"] == "none_required"
+
+
+def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:
+    """Validate `data` (a parsed TOML document) with secrets from `env` winning."""
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    env = os.environ if env is None else env
+    for (section, name), variable in SECRET_ENV.items():
+        if env.get(variable):
+            table = data.setdefault(section, {})
+            if isinstance(table, dict):
+                table[name] = env[variable]
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = [_line(e) for e in exc.errors() if not _is_union_noise(e)]
+        raise ConfigError(list(dict.fromkeys(lines))) from None
+
+
+def default_path(env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    return env.get(ENV_PATH) or DEFAULT_PATH
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,
+                *, missing_ok: bool = False) -> Config:
+    """Read and validate the config file at `path` (default: `$FLUX_BOT_CONFIG` or
+    `config.toml`). A missing file is an error unless `missing_ok`, when defaults apply."""
+    path = Path(path or default_path(env))
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        if not missing_ok:
+            raise ConfigError([f"{path}: file not found (copy config.example.toml)"]) from None
+        data = {}
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a folder, not a file"]) from None
+    except PermissionError:
+        raise ConfigError([f"{path}: not readable (permission denied)"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text"]) from None
+    return parse_config(data, env)

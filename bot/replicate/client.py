@@ -1,0 +1,297 @@
+"""A small async client for the Replicate predictions API, shared by the bot and the CLI.
+
+One aiohttp session (one connection pool) for everything. Reads are retried on 429, 5xx,
+time-outs and connection errors; the create POST only on 429 or when the request provably never
+left, since retrying it otherwise could start (and bill) a second prediction. A prediction is
+followed at `{api_base}/predictions/{id}` – never `urls.get`, which names api.replicate.com even
+behind a relay – until it ends or the deadline passes, after which it is canceled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import aiohttp
+
+from bot import __version__
+from bot.replicate.errors import (
+    ModelError,
+    PredictionCanceled,
+    PredictionTimeout,
+    RateLimitedError,
+    ReplicateError,
+    ServerError,
+    TransportError,
+    error_from_response,
+)
+from bot.replicate.prediction import Prediction
+from bot.replicate.retry import PollPolicy, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Update = Callable[[Prediction], Awaitable[None] | None]
+Observer = Callable[[str, str, int | None, float], None]
+
+# Failures worth polling through: the prediction is still running on Replicate's side.
+TRANSIENT = (TransportError, ServerError, RateLimitedError)
+
+
+async def _read_json(resp: aiohttp.ClientResponse) -> Any:
+    body = await resp.read()
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TransportError(f"malformed JSON from {resp.method} ({len(body)} bytes)",
+                             status=resp.status) from exc
+
+
+class ReplicateClient:
+    """Create, follow and cancel predictions of one model version."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        api_token: str,
+        api_base: str = "https://api.replicate.com/v1",
+        model: str = "lucataco/flux-dev-lora",
+        version: str = "091495765fa5ef2725a175a57b276ec30dc9d39c22d30410f2ede68a3eab66b3",
+        wait_seconds: int = 60,
+        timeout_seconds: float = 600,
+        max_concurrent: int = 8,
+        request_timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+        observer: Observer | None = None,
+    ) -> None:
+        self.session = session
+        self.api_base = api_base.rstrip("/")
+        self.model = model
+        self.version = version
+        self.wait_seconds = wait_seconds
+        self.timeout_seconds = timeout_seconds
+        self.request_timeout = request_timeout
+        self.retry = retry or RetryPolicy()
+        self.poll = poll or PollPolicy()
+        self.clock = clock
+        self.sleep = sleep
+        self.rand = rand
+        self.observer = observer
+        self._token = api_token
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self.max_concurrent = max_concurrent
+        self.in_flight = 0
+        self.waiting = 0
+
+    @classmethod
+    def from_settings(cls, session: aiohttp.ClientSession, settings: Any, **kwargs: Any
+                      ) -> ReplicateClient:
+        """Build from the `[replicate]` config section."""
+        return cls(
+            session,
+            api_token=settings.api_token.get_secret_value(),
+            api_base=settings.api_base,
+            model=settings.model,
+            version=settings.version,
+            wait_seconds=settings.wait_seconds,
+            timeout_seconds=settings.timeout_seconds,
+            max_concurrent=settings.max_concurrent,
+            **kwargs,
+        )
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def version_ref(self) -> str:
+        return f"{self.model}:{self.version}"
+
+    def url(self, *parts: str) -> str:
+        return "/".join((self.api_base, *parts))
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"}
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        idempotent: bool,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        read: Callable[[aiohttp.ClientResponse], Awaitable[T]] = _read_json,  # type: ignore[assignment]
+    ) -> T:
+        """One HTTP call with the retry rules above; raises a typed `ReplicateError`."""
+        attempts = self.retry.attempts if idempotent else self.retry.create_attempts
+        client_timeout = aiohttp.ClientTimeout(
+            total=timeout or self.request_timeout, connect=min(10.0, self.request_timeout)
+        )
+        attempt = 0
+        while True:
+            attempt += 1
+            started = self.clock()
+            status: int | None = None
+            try:
+                async with self.session.request(
+                    method, url, json=json_body, headers=headers, timeout=client_timeout
+                ) as resp:
+                    status = resp.status
+                    if status < 400:
+                        return await read(resp)
+                    error = error_from_response(status, await resp.content.read(65536),
+                                                resp.headers)
+                    retryable = status == 429 or (idempotent and (status >= 500 or status == 408))
+            except aiohttp.ClientConnectorError as exc:
+                # the connection was never made, so the request never left: always safe
+                error, retryable = TransportError(f"cannot connect ({type(exc).__name__})"), True
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                error = TransportError(f"{type(exc).__name__} during {method}")
+                retryable = idempotent
+            except TransportError as exc:  # malformed body on a 2xx
+                error, retryable = exc, idempotent
+            finally:
+                if self.observer is not None:
+                    self.observer(method, url, status, self.clock() - started)
+            if not retryable or attempt >= attempts:
+                raise error
+            delay = self.retry.delay(attempt, error.retry_after, self.rand)
+            if deadline is not None and self.clock() + delay > deadline:
+                raise error
+            log.warning("replicate %s %s: %s; retry %d in %.2fs", method,
+                        url.removeprefix(self.api_base), error.describe(), attempt, delay)
+            await self.sleep(delay)
+
+    async def _json(self, method: str, *parts: str, idempotent: bool, **kwargs: Any
+                    ) -> Prediction:
+        headers = self.auth_headers() | kwargs.pop("headers", {})
+        data = await self.send(method, self.url(*parts), idempotent=idempotent,
+                               headers=headers, **kwargs)
+        try:
+            return Prediction.from_json(data)
+        except ValueError as exc:
+            raise TransportError(f"unexpected answer to {method} {'/'.join(parts)}") from exc
+
+    # -- the API ----------------------------------------------------------------------------
+
+    async def create(self, input: dict[str, Any], *, wait: int | None = None) -> Prediction:
+        """POST /predictions with `Prefer: wait=N`; the answer may already be finished."""
+        wait = self.wait_seconds if wait is None else wait
+        headers = {"Cancel-After": f"{max(5, int(self.timeout_seconds))}s",
+                   "User-Agent": f"flux-lora-bot/{__version__}"}
+        if wait:
+            headers["Prefer"] = f"wait={wait}"
+        return await self._json(
+            "POST", "predictions", idempotent=False, headers=headers,
+            json_body={"version": self.version_ref, "input": input},
+            timeout=wait + self.request_timeout,
+        )
+
+    async def get(self, prediction_id: str, *, deadline: float | None = None) -> Prediction:
+        return await self._json("GET", "predictions", prediction_id, idempotent=True,
+                                deadline=deadline)
+
+    async def cancel(self, prediction_id: str) -> Prediction:
+        # cancel is idempotent on Replicate's side: canceling twice changes nothing
+        return await self._json("POST", "predictions", prediction_id, "cancel", idempotent=True)
+
+    async def follow(self, prediction: Prediction, *, deadline: float,
+                     on_update: Update | None = None) -> Prediction:
+        """Poll until `prediction` is terminal; cancel it and raise `PredictionTimeout` once
+        `deadline` (on `clock`) passes. Transient failures are polled through."""
+        seen = (prediction.status, prediction.logs, len(prediction.output))
+        poll = 0
+        while not prediction.terminal:
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                raise PredictionTimeout(await self._cancel_quietly(prediction))
+            await self.sleep(min(remaining, self.poll.interval(poll, bool(prediction.output))))
+            poll += 1
+            try:
+                prediction = await self.get(prediction.id, deadline=deadline)
+            except TRANSIENT as exc:
+                log.warning("replicate poll %s failed: %s", prediction.id, exc.describe())
+                continue
+            now = (prediction.status, prediction.logs, len(prediction.output))
+            if now != seen:
+                seen = now
+                await _call(on_update, prediction)
+        return prediction
+
+    async def _cancel_quietly(self, prediction: Prediction) -> Prediction:
+        try:
+            return await self.cancel(prediction.id)
+        except ReplicateError as exc:
+            log.warning("replicate cancel %s failed: %s", prediction.id, exc.describe())
+            return prediction
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """At most `max_concurrent` predictions in flight; the rest wait here in order."""
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self._slots.release()
+
+    async def run(
+        self,
+        input: dict[str, Any] | None = None,
+        *,
+        resume_id: str | None = None,
+        deadline: float | None = None,
+        on_created: Update | None = None,
+        on_update: Update | None = None,
+    ) -> Prediction:
+        """Create a prediction (or pick up `resume_id`) and follow it to a successful end.
+
+        Raises `ModelError` (failed), `PredictionCanceled` (canceled/aborted),
+        `PredictionTimeout`, or the API error that stopped it.
+        """
+        async with self.slot():
+            if deadline is None:
+                deadline = self.clock() + self.timeout_seconds
+            if resume_id is not None:
+                prediction = await self.get(resume_id, deadline=deadline)
+            else:
+                prediction = await self.create(input or {})
+                await _call(on_created, prediction)
+            await _call(on_update, prediction)
+            prediction = await self.follow(prediction, deadline=deadline, on_update=on_update)
+        return ensure_succeeded(prediction)
+
+
+def ensure_succeeded(prediction: Prediction) -> Prediction:
+    """Return a succeeded prediction; raise the typed error for any other terminal status."""
+    if prediction.status == "succeeded":
+        return prediction
+    if prediction.status == "failed":
+        raise ModelError(prediction)
+    raise PredictionCanceled(prediction)
+
+
+async def _call(callback: Update | None, prediction: Prediction) -> None:
+    if callback is None:
+        return
+    result = callback(prediction)
+    if inspect.isawaitable(result):
+        await result
