@@ -16,8 +16,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic import model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bot.errors import OptionError
 from bot.lora import check_lora_ref
@@ -25,7 +32,10 @@ from bot.model import ASPECT_RATIOS
 
 DEFAULT_PATH = "config.toml"
 ENV_PATH = "FLUX_BOT_CONFIG"
-SECRET_ENV = {("discord", "token"): "DISCORD_TOKEN", ("replicate", "api_token"): "REPLICATE_API_TOKEN"}
+SECRET_ENV = {
+    ("discord", "token"): "DISCORD_TOKEN",
+    ("replicate", "api_token"): "REPLICATE_API_TOKEN",
+}
 MASK = "********"
 
 Snowflake = Annotated[int, Field(ge=0, le=2**63 - 1)]
@@ -183,8 +193,8 @@ class HttpSettings(Section):
     @field_validator("listen")
     @classmethod
     def _listen(cls, v: str) -> str:
-        if v and not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[\w.-]+):(\d{1,5})", v) or \
-                v and not 0 < int(v.rsplit(":", 1)[1]) < 65536:
+        if (v and not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[\w.-]+):(\d{1,5})", v)) or \
+                (v and not 0 < int(v.rsplit(":", 1)[1]) < 65536):
             raise ValueError(f"{json.dumps(v)} is not host:port (e.g. \"127.0.0.1:8080\")")
         return v
 

@@ -1,5 +1,6 @@
-"""LoRA references: the five forms `lucataco/flux-dev-lora` accepts for `hf_lora`, checked locally so
-that a typo is refused at once instead of failing on Replicate after the credits were reserved.
+"""LoRA references: the five forms `lucataco/flux-dev-lora` accepts for `hf_lora`, checked
+locally so that a typo is refused at once instead of failing on Replicate after the credits
+were reserved.
 
 We are stricter than the model where being loose would only hurt: URLs must be http(s) on a
 public host name, without credentials, control characters or path tricks.

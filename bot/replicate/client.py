@@ -131,14 +131,14 @@ class ReplicateClient:
         idempotent: bool,
         json_body: Any = None,
         headers: dict[str, str] | None = None,
-        timeout: float | None = None,
+        seconds: float | None = None,
         deadline: float | None = None,
         read: Callable[[aiohttp.ClientResponse], Awaitable[T]] = _read_json,  # type: ignore[assignment]
     ) -> T:
         """One HTTP call with the retry rules above; raises a typed `ReplicateError`."""
         attempts = self.retry.attempts if idempotent else self.retry.create_attempts
         client_timeout = aiohttp.ClientTimeout(
-            total=timeout or self.request_timeout, connect=min(10.0, self.request_timeout)
+            total=seconds or self.request_timeout, connect=min(10.0, self.request_timeout)
         )
         attempt = 0
         while True:
@@ -197,7 +197,7 @@ class ReplicateClient:
         return await self._json(
             "POST", "predictions", idempotent=False, headers=headers,
             json_body={"version": self.version_ref, "input": input},
-            timeout=wait + self.request_timeout,
+            seconds=wait + self.request_timeout,
         )
 
     async def get(self, prediction_id: str, *, deadline: float | None = None) -> Prediction:
@@ -217,7 +217,8 @@ class ReplicateClient:
         while not prediction.terminal:
             remaining = deadline - self.clock()
             if remaining <= 0:
-                raise PredictionTimeout(await self._cancel_quietly(prediction))
+                canceled = await self.cancel_quietly(prediction.id)
+                raise PredictionTimeout(canceled or prediction)
             await self.sleep(min(remaining, self.poll.interval(poll, bool(prediction.output))))
             poll += 1
             try:
@@ -231,12 +232,13 @@ class ReplicateClient:
                 await _call(on_update, prediction)
         return prediction
 
-    async def _cancel_quietly(self, prediction: Prediction) -> Prediction:
+    async def cancel_quietly(self, prediction_id: str) -> Prediction | None:
+        """Cancel, logging instead of raising: used on the way out of a failure."""
         try:
-            return await self.cancel(prediction.id)
+            return await self.cancel(prediction_id)
         except ReplicateError as exc:
-            log.warning("replicate cancel %s failed: %s", prediction.id, exc.describe())
-            return prediction
+            log.warning("replicate cancel %s failed: %s", prediction_id, exc.describe())
+            return None
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:

@@ -86,7 +86,8 @@ class PredictionError(ReplicateError):
     """The prediction itself ended without images."""
 
     def __init__(self, prediction: Prediction, detail: str = "") -> None:
-        super().__init__(detail or (prediction.error or ""))
+        detail = detail or (prediction.error or "")
+        super().__init__(detail if len(detail) <= 300 else detail[:297] + "...")
         self.prediction = prediction
 
 
@@ -100,7 +101,7 @@ class ModelError(PredictionError):
         error = (prediction.error or "").lower()
         if "nsfw" in error or "flagged as sensitive" in error:
             self.key = "replicate.nsfw"
-        elif "invalid lora" in error or "lora" in error and "download" in error:
+        elif "invalid lora" in error or ("lora" in error and "download" in error):
             self.key = "replicate.lora_failed"
 
 
@@ -156,8 +157,8 @@ def retry_after_from(headers: Any, detail: str) -> float | None:
         try:
             return max(0.0, float(value))
         except ValueError:
-            from email.utils import parsedate_to_datetime
             from datetime import UTC, datetime
+            from email.utils import parsedate_to_datetime
 
             try:
                 when = parsedate_to_datetime(value)

@@ -327,6 +327,9 @@ class FakeReplicate:
         self.predictions: dict[str, FakePrediction] = {}
         self.files: dict[str, tuple[bytes, str, int]] = {}
         self.out_of_credit = False
+        self.file_delay = 0.0  # hold each file download this long (to see them overlap)
+        self.files_active = 0
+        self.files_peak = 0
         self.url = ""
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -586,6 +589,12 @@ class FakeReplicate:
         if entry is None:
             return web.Response(status=404, text="Not Found")
         data, content_type, status = entry
+        self.files_active += 1
+        self.files_peak = max(self.files_peak, self.files_active)
+        try:
+            await asyncio.sleep(self.file_delay)
+        finally:
+            self.files_active -= 1
         if status != 200:
             return web.Response(status=status, text="Not Found")
         return web.Response(body=data, headers={"Content-Type": content_type,

@@ -1,0 +1,120 @@
+"""Config: defaults, one clear line per bad key, secrets from the environment, masking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import Config, ConfigError, load_config, parse_config
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
+
+
+def lines(data: dict, env: dict | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, env or {})
+    return caught.value.lines
+
+
+def test_empty_config_has_every_default():
+    config = parse_config({}, {})
+    assert config.replicate.wait_seconds == 60
+    assert config.replicate.api_base == "https://api.replicate.com/v1"
+    assert config.quota.daily == 20 and config.quota.timezone == "UTC"
+    assert config.defaults.aspect_ratio == "1:1" and config.limits.max_num_outputs == 4
+    assert config.storage.database == "data/bot.db"
+
+
+def test_example_config_is_valid_and_matches_the_defaults():
+    config = load_config(EXAMPLE, {})
+    defaults = Config()
+    for section in ("replicate", "defaults", "limits", "storage", "http", "logging"):
+        assert getattr(config, section) == getattr(defaults, section), section
+    assert [e.name for e in config.loras] == ["frosting_lane"]
+
+
+def test_example_config_documents_every_key():
+    text = EXAMPLE.read_text()
+    for section, model in Config.model_fields.items():
+        annotation = model.annotation
+        fields = getattr(annotation, "model_fields", None)
+        if fields is None:
+            continue
+        assert f"[{section}]" in text, section
+        for key in fields:
+            assert f"\n{key} =" in text or f"\n# {key} =" in text, f"{section}.{key}"
+
+
+@pytest.mark.parametrize(("data", "line"), [
+    ({"replicate": {"wait_seconds": 90}}, "replicate.wait_seconds: 90 is above 60"),
+    ({"replicate": {"timeout_seconds": 2}}, "replicate.timeout_seconds: 2 is below 5"),
+    ({"replicate": {"max_concurrent": "8"}}, 'replicate.max_concurrent: "8" is not a whole'),
+    ({"replicate": {"version": "abc"}}, 'replicate.version: "abc" is not a 64-character'),
+    ({"replicate": {"api_base": "api.replicate.com"}}, "replicate.api_base: "),
+    ({"defaults": {"aspect_ratio": "7:7"}}, 'defaults.aspect_ratio: "7:7" is not one of'),
+    ({"defaults": {"guidance": 11}}, "defaults.guidance: 11 is above 10"),
+    ({"defaults": {"num_outputs": 4}, "limits": {"max_num_outputs": 2}},
+     "defaults.num_outputs: 4 is above limits.max_num_outputs (2)"),
+    ({"limits": {"allow_img2img": "yes"}}, 'limits.allow_img2img: "yes" is not true or false'),
+    ({"quota": {"timezone": "Mars/Olympus"}}, 'quota.timezone: "Mars/Olympus" is not a time'),
+    ({"quota": {"daily": -1}}, "quota.daily: -1 is below 0"),
+    ({"quota": {"roles": [{"role_id": 0, "daily": 100}]}}, "quota.roles[0].role_id: 0 is below 1"),
+    ({"discord": {"default_locale": "fr"}}, 'discord.default_locale: "fr" is not one of'),
+    ({"discord": {"guild_ids": [1, "two"]}}, 'discord.guild_ids[1]: "two" is not a whole'),
+    ({"discord": {"gateway_url": "https://x"}}, 'discord.gateway_url: "https://x" is not a wss'),
+    ({"discord": {"tokne": "x"}}, "discord.tokne: unknown key"),
+    ({"replicat": {}}, "replicat: unknown key"),
+    ({"loras": [{"name": "x", "ref": "javascript:alert(1)"}]}, "loras[0].ref: "),
+    ({"loras": [{"name": "x", "ref": "a/b"}, {"name": "X", "ref": "c/d"}]},
+     'loras[1].name: "X" is listed twice'),
+    ({"http": {"listen": "8080"}}, 'http.listen: "8080" is not host:port'),
+    ({"logging": {"level": "LOUD"}}, 'logging.level: "LOUD" is not one of'),
+])
+def test_a_bad_value_is_one_line_naming_the_key(data: dict, line: str):
+    found = lines(data)
+    assert any(text.startswith(line) for text in found), found
+
+
+def test_several_bad_keys_are_all_told():
+    found = lines({"replicate": {"wait_seconds": 90}, "quota": {"daily": -1}})
+    assert found == ["replicate.wait_seconds: 90 is above 60", "quota.daily: -1 is below 0"]
+
+
+def test_environment_secrets_win_over_the_file():
+    config = parse_config({"discord": {"token": "from-file"}},
+                          {"DISCORD_TOKEN": "from-env", "REPLICATE_API_TOKEN": "r8_env"})
+    assert config.discord.token.get_secret_value() == "from-env"
+    assert config.replicate.api_token.get_secret_value() == "r8_env"
+
+
+def test_secrets_are_masked_when_shown():
+    config = parse_config({"discord": {"token": "discord-secret"}},
+                          {"REPLICATE_API_TOKEN": "r8_secret"})
+    shown = config.masked_toml() + repr(config) + str(config)
+    assert "discord-secret" not in shown and "r8_secret" not in shown
+    assert 'token = "********"' in config.masked_toml()
+
+
+def test_missing_secrets_are_named():
+    with pytest.raises(ConfigError) as caught:
+        parse_config({}, {}).require("discord.token", "replicate.api_token")
+    assert caught.value.lines[0].startswith("discord.token: missing; set $DISCORD_TOKEN")
+    assert caught.value.lines[1].startswith("replicate.api_token: missing; set "
+                                            "$REPLICATE_API_TOKEN")
+
+
+def test_file_problems_are_one_line(tmp_path: Path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.toml", {})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[discord\ntoken = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(broken, {})
+    assert load_config(tmp_path / "nope.toml", {}, missing_ok=True) == Config()
+
+
+def test_config_path_from_the_environment(tmp_path: Path):
+    path = tmp_path / "custom.toml"
+    path.write_text("[quota]\ndaily = 5\n")
+    assert load_config(None, {"FLUX_BOT_CONFIG": str(path)}).quota.daily == 5

@@ -1,0 +1,65 @@
+"""Shared fixtures: the local Replicate, an HTTP session, and virtual time for the client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.replicate.client import ReplicateClient
+from tests.fakes.replicate_server import TOKEN, FakeReplicate
+
+
+class VirtualTime:
+    """A clock that moves only when the code under test sleeps: no real waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeReplicate]:
+    async with FakeReplicate(wait_scale=0.02) as server:
+        yield server
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as http:
+        yield http
+
+
+@pytest.fixture
+def vtime() -> VirtualTime:
+    return VirtualTime()
+
+
+@pytest.fixture
+def make_client(fake: FakeReplicate, session: aiohttp.ClientSession, vtime: VirtualTime
+                ) -> Callable[..., ReplicateClient]:
+    """A client on the local Replicate, with virtual time and a fixed jitter draw."""
+
+    def make(real_time: bool = False, **overrides: Any) -> ReplicateClient:
+        """`real_time` for scenarios where the local Replicate itself runs on a timer."""
+        options: dict[str, Any] = {
+            "api_token": TOKEN, "api_base": fake.api_base, "wait_seconds": 0,
+            "rand": lambda: 0.5,
+        }
+        if not real_time:
+            options.update(clock=vtime.clock, sleep=vtime.sleep)
+        options.update(overrides)
+        return ReplicateClient(session, **options)
+
+    return make
