@@ -63,3 +63,16 @@ def make_client(fake: FakeReplicate, session: aiohttp.ClientSession, vtime: Virt
         return ReplicateClient(session, **options)
 
     return make
+
+
+class Clock:
+    """Wall-clock time for storage tests (Unix seconds), moved by hand."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

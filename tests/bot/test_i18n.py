@@ -33,7 +33,10 @@ def test_every_key_used_in_the_code_exists():
     used = set()
     for path in [*root.joinpath("bot").rglob("*.py"), *root.joinpath("cogs").rglob("*.py")]:
         text = path.read_text()
-        used |= set(re.findall(r'(?:Error|UserError|key =|\bt)\(?\s*"([a-z_]+\.[a-z_]+)"', text))
+        used |= set(re.findall(r'(?:Error|UserError|Refused|key =|\bt)\(?\s*f?"([a-z_]+\.[a-z_]+)"',
+                               text))
+        used |= {f"quota.exhausted_{p}" for p in ("daily", "weekly", "monthly")
+                 if 'f"quota.exhausted_{' in text}
     assert used
     assert used <= set(catalogue("en-US")), used - set(catalogue("en-US"))
 

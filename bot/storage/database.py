@@ -1,0 +1,164 @@
+"""The SQLite connection: WAL, foreign keys, a busy timeout, numbered migrations, and
+transactions that cannot interleave.
+
+One connection serves the whole bot. aiosqlite runs it on its own thread; an asyncio lock
+makes each transaction whole, so two coroutines never share one by accident and a
+reservation's read-check-write happens as one step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+_MIGRATION_NAME = re.compile(r"(\d{4})_[\w-]+\.sql")
+
+
+def _create_private(path: Path) -> None:
+    """The folder (0700) and the file (0600): only the bot's user can read the data."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _migrations(folder: Path) -> list[tuple[int, str, str]]:
+    """(version, name, SQL) of every `NNNN_name.sql` in `folder`, in order."""
+    found = []
+    for file in sorted(folder.glob("*.sql")):
+        match = _MIGRATION_NAME.fullmatch(file.name)
+        if match is not None:
+            found.append((int(match.group(1)), file.stem, file.read_text(encoding="utf-8")))
+    return found
+
+
+class Database:
+    """A small async API over one SQLite file; every statement is parameterized."""
+
+    def __init__(self, connection: aiosqlite.Connection, path: str) -> None:
+        self.connection = connection
+        self.path = path
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str | Path, *, migrations: Path = MIGRATIONS,
+                   busy_timeout_ms: int = 5000) -> Database:
+        """Open (creating the folder and file, readable by the owner only) and migrate."""
+        path = str(path)
+        if path != ":memory:":
+            _create_private(Path(path))
+        connection = await aiosqlite.connect(path, isolation_level=None)
+        connection.row_factory = aiosqlite.Row
+        for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON",
+                       f"busy_timeout = {int(busy_timeout_ms)}"):
+            await connection.execute(f"PRAGMA {pragma}")
+        db = cls(connection, path)
+        await db.migrate(migrations)
+        return db
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self.connection.close()
+
+    # -- migrations -------------------------------------------------------------------------
+
+    async def migrate(self, folder: Path = MIGRATIONS) -> list[int]:
+        """Apply every `NNNN_name.sql` not yet recorded in `schema_version`, each in its own
+        transaction; returns the versions applied (none on a second run)."""
+        async with self._lock:
+            await self.connection.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
+            rows = await self.connection.execute_fetchall("SELECT version FROM schema_version")
+            done = {row[0] for row in rows}
+            applied = []
+            for version, name, script in _migrations(folder):
+                if version in done:
+                    continue
+                try:
+                    await self.connection.executescript(
+                        f"BEGIN IMMEDIATE;\n{script}\n;"
+                        f"INSERT INTO schema_version (version, name, applied_at) "
+                        f"VALUES ({version}, '{name}', {time.time()!r});\nCOMMIT;")
+                except Exception:
+                    if self.connection.in_transaction:
+                        await self.connection.execute("ROLLBACK")
+                    raise
+                log.info("database migrated to version %d (%s)", version, name)
+                applied.append(version)
+            return applied
+
+    async def schema_version(self) -> int:
+        row = await self.fetchone("SELECT COALESCE(MAX(version), 0) AS v FROM schema_version")
+        return int(row["v"]) if row else 0
+
+    # -- statements -------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """`BEGIN IMMEDIATE` … `COMMIT` (or `ROLLBACK` on any error), alone on the connection."""
+        async with self._lock:
+            await self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(self.connection)
+            except BaseException:
+                await self.connection.execute("ROLLBACK")
+                raise
+            else:
+                await self.connection.execute("COMMIT")
+
+    async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+                       ) -> aiosqlite.Row | None:
+        async with self._lock:
+            return await Transaction(self.connection).fetchone(sql, params)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+                       ) -> list[aiosqlite.Row]:
+        async with self._lock:
+            return await Transaction(self.connection).fetchall(sql, params)
+
+    async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        """One write in its own transaction; returns the rows changed."""
+        async with self.transaction() as tx:
+            return await tx.execute(sql, params)
+
+
+class Transaction:
+    """Statements inside one `Database.transaction()`. Each call is one trip to the database
+    thread (a cursor's open, fetch and close would be three)."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self.connection = connection
+
+    async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+                       ) -> aiosqlite.Row | None:
+        rows = await self.connection.execute_fetchall(sql, params)
+        return next(iter(rows), None)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+                       ) -> list[aiosqlite.Row]:
+        return list(await self.connection.execute_fetchall(sql, params))
+
+    async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        """Run a write; returns the rows changed."""
+        cursor = await self.connection.execute(sql, params)
+        return cursor.rowcount
+
+    async def insert(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        """Run an INSERT; returns the new row id."""
+        cursor = await self.connection.execute(sql, params)
+        return int(cursor.lastrowid or 0)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self.connection.executemany(sql, rows)

@@ -1,0 +1,380 @@
+"""Credits: who may generate how much, and the ledger that proves it.
+
+A job's life in credits: `reserve` (atomic: checks and writes happen in one transaction, so N
+concurrent reservations against R credits accept exactly min(N, R)), then `commit` the images
+delivered and refund the rest, or `refund` everything on failure, cancel or time-out. Settling a
+job twice changes nothing; the database refuses a second row.
+
+Limits per period come from the config, then the most generous role override a member has,
+then a moderator's per-user override; 0 means unlimited. Bonus credits granted by moderators are
+spent only once the period allowance is used up.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.config import QuotaSettings
+from bot.errors import UserError
+from bot.periods import PERIODS, Window, window, windows
+from bot.storage.audit import audit
+from bot.storage.database import Database, Transaction
+
+Clock = Callable[[], float]
+
+
+class QuotaRefused(UserError):
+    """A reservation was refused; the message says which limit and when it lifts."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    daily: int = 0
+    weekly: int = 0
+    monthly: int = 0
+
+    def of(self, period: str) -> int:
+        return int(getattr(self, period))
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """What a restarted bot needs to edit the job's message through the interaction."""
+
+    application_id: int
+    token: str
+    created_at: float
+    locale: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A generation a member asked for, checked and ready to be charged."""
+
+    guild_id: int
+    channel_id: int
+    user_id: int
+    prompt: str
+    options: dict[str, Any]
+    images: int
+    role_ids: tuple[int, ...] = ()
+    lora: str | None = None
+    lora_scale: float | None = None
+    parent_id: int | None = None
+    interaction: Interaction | None = None
+
+
+@dataclass(frozen=True)
+class Reservation:
+    job_id: int
+    credits: int
+    from_allowance: int
+    from_bonus: int
+
+
+@dataclass(frozen=True)
+class PeriodUsage:
+    period: str
+    used: int
+    limit: int  # 0 = unlimited
+    resets_at: float
+
+    @property
+    def left(self) -> float:
+        return math.inf if self.limit == 0 else max(0, self.limit - self.used)
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    """What `/quota` shows."""
+
+    periods: list[PeriodUsage]
+    bonus: int
+    in_flight: int
+    cooldown_until: float | None
+    banned: bool = False
+    ban_reason: str = ""
+    guild: PeriodUsage | None = None
+    overridden: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def allowance_left(self) -> float:
+        return min((p.left for p in self.periods), default=math.inf)
+
+    @property
+    def available(self) -> float:
+        return self.allowance_left + self.bonus
+
+
+class QuotaEngine:
+    def __init__(self, db: Database, settings: QuotaSettings, clock: Clock = time.time) -> None:
+        self.db = db
+        self.settings = settings
+        self.tz = ZoneInfo(settings.timezone)
+        self.clock = clock
+        self._roles = {role.role_id: role for role in settings.roles}
+
+    # -- limits -----------------------------------------------------------------------------
+
+    def limits_for(self, role_ids: Iterable[int], override: Any = None) -> Limits:
+        """Config, then the most generous of the member's role overrides, then the per-user
+        override: per period, independently."""
+        values = {p: getattr(self.settings, p) for p in PERIODS}
+        roles = [self._roles[r] for r in role_ids if r in self._roles]
+        for period in PERIODS:
+            given = [getattr(r, period) for r in roles if getattr(r, period) is not None]
+            if given:
+                values[period] = 0 if 0 in given else max(given)
+            if override is not None and override[period] is not None:
+                values[period] = override[period]
+        return Limits(**values)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def _snapshot(self, tx: Transaction | Database, guild_id: int, user_id: int,
+                        now: float) -> dict[str, Any]:
+        """Everything a decision needs, in one query."""
+        spans = windows(now, self.tz)
+        row = await tx.fetchone(
+            """
+            WITH last_reset AS (
+                SELECT COALESCE(MAX(reset_upto), 0) AS upto FROM ledger
+                WHERE guild_id = :g AND user_id = :u AND kind = 'reset')
+            SELECT
+                (SELECT COALESCE(SUM(amount), 0) FROM ledger, last_reset
+                 WHERE guild_id = :g AND user_id = :u AND source = 'allowance'
+                   AND period_at >= :day AND job_id > last_reset.upto) AS daily,
+                (SELECT COALESCE(SUM(amount), 0) FROM ledger, last_reset
+                 WHERE guild_id = :g AND user_id = :u AND source = 'allowance'
+                   AND period_at >= :week AND job_id > last_reset.upto) AS weekly,
+                (SELECT COALESCE(SUM(amount), 0) FROM ledger, last_reset
+                 WHERE guild_id = :g AND user_id = :u AND source = 'allowance'
+                   AND period_at >= :month AND job_id > last_reset.upto) AS monthly,
+                (SELECT COALESCE(SUM(CASE kind WHEN 'grant' THEN amount ELSE -amount END), 0)
+                 FROM ledger WHERE guild_id = :g AND user_id = :u AND source = 'bonus') AS bonus,
+                CASE WHEN :cap > 0 THEN (SELECT COALESCE(SUM(amount), 0) FROM ledger
+                 WHERE guild_id = :g AND period_at >= :day
+                   AND kind IN ('reserve', 'refund')) ELSE 0 END AS guild_today,
+                (SELECT COUNT(*) FROM jobs WHERE guild_id = :g AND user_id = :u) AS in_flight,
+                (SELECT MAX(created_at) FROM generations
+                 WHERE guild_id = :g AND user_id = :u) AS last_job,
+                (SELECT reason FROM bans WHERE guild_id = :g AND user_id = :u) AS ban_reason,
+                (SELECT COUNT(*) FROM bans WHERE guild_id = :g AND user_id = :u) AS banned,
+                o.daily AS o_daily, o.weekly AS o_weekly, o.monthly AS o_monthly,
+                o.user_id AS o_user
+            FROM (SELECT 1) LEFT JOIN quota_overrides o ON o.guild_id = :g AND o.user_id = :u
+            """,
+            {"g": guild_id, "u": user_id, "cap": self.settings.guild_daily,
+             "day": spans["daily"].start,
+             "week": spans["weekly"].start, "month": spans["monthly"].start},
+        )
+        assert row is not None
+        data = dict(row)
+        data["windows"] = spans
+        data["override"] = ({p: data[f"o_{p}"] for p in PERIODS}
+                            if data["o_user"] is not None else None)
+        return data
+
+    def _status(self, snap: dict[str, Any], role_ids: Iterable[int], now: float) -> QuotaStatus:
+        limits = self.limits_for(role_ids, snap["override"])
+        spans: dict[str, Window] = snap["windows"]
+        periods = [PeriodUsage(p, int(snap[p]), limits.of(p), spans[p].end) for p in PERIODS]
+        cooldown_until = None
+        if self.settings.cooldown_seconds and snap["last_job"] is not None:
+            until = snap["last_job"] + self.settings.cooldown_seconds
+            cooldown_until = until if until > now else None
+        guild = None
+        if self.settings.guild_daily:
+            guild = PeriodUsage("daily", int(snap["guild_today"]), self.settings.guild_daily,
+                                spans["daily"].end)
+        overridden = {p: v for p, v in (snap["override"] or {}).items() if v is not None}
+        return QuotaStatus(periods=periods, bonus=int(snap["bonus"]),
+                           in_flight=int(snap["in_flight"]), cooldown_until=cooldown_until,
+                           banned=bool(snap["banned"]), ban_reason=snap["ban_reason"] or "",
+                           guild=guild, overridden=overridden)
+
+    async def status(self, guild_id: int, user_id: int, role_ids: Iterable[int] = ()
+                     ) -> QuotaStatus:
+        now = self.clock()
+        snap = await self._snapshot(self.db, guild_id, user_id, now)
+        return self._status(snap, role_ids, now)
+
+    # -- reserving --------------------------------------------------------------------------
+
+    def _check(self, status: QuotaStatus, credits: int) -> tuple[int, int]:
+        """(from allowance, from bonus), or raise `QuotaRefused` saying why."""
+        if status.banned:
+            raise QuotaRefused("quota.banned", reason=status.ban_reason or "—")
+        if self.settings.per_user_concurrent and \
+                status.in_flight >= self.settings.per_user_concurrent:
+            raise QuotaRefused("quota.concurrent", limit=self.settings.per_user_concurrent)
+        if status.cooldown_until is not None:
+            raise QuotaRefused("quota.cooldown", until=math.ceil(status.cooldown_until))
+        guild = status.guild
+        if guild is not None and guild.used + credits > guild.limit:
+            raise QuotaRefused("quota.guild_cap", limit=guild.limit, left=int(guild.left),
+                               resets=int(guild.resets_at))
+        allowance = status.allowance_left
+        if allowance >= credits:
+            return credits, 0
+        if allowance + status.bonus >= credits:
+            return int(allowance), credits - int(allowance)
+        # of the periods that cannot cover the request, the one that lifts last
+        blocking = max((p for p in status.periods if p.limit and p.left + status.bonus < credits),
+                       key=lambda p: p.resets_at)
+        raise QuotaRefused(f"quota.exhausted_{blocking.period}", limit=blocking.limit,
+                           left=int(allowance) + status.bonus, wanted=credits,
+                           resets=int(blocking.resets_at))
+
+    async def reserve(self, request: JobRequest) -> Reservation:
+        """Check every limit and, in the same transaction, create the job and charge it."""
+        credits = request.images
+        async with self.db.transaction() as tx:
+            now = self.clock()
+            snap = await self._snapshot(tx, request.guild_id, request.user_id, now)
+            allowance, bonus = self._check(self._status(snap, request.role_ids, now), credits)
+            job_id = await tx.insert(
+                "INSERT INTO generations (guild_id, channel_id, user_id, prompt, options, lora,"
+                " lora_scale, parent_id, images_requested, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (request.guild_id, request.channel_id, request.user_id, request.prompt,
+                 json.dumps(request.options, ensure_ascii=False, sort_keys=True), request.lora,
+                 request.lora_scale, request.parent_id, credits, now))
+            i = request.interaction
+            await tx.execute(
+                "INSERT INTO jobs (generation_id, guild_id, user_id, application_id,"
+                " interaction_token, interaction_at, locale, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, request.guild_id, request.user_id, i and i.application_id,
+                 i and i.token, i and i.created_at, i and i.locale, now))
+            await tx.executemany(
+                "INSERT INTO ledger (guild_id, user_id, job_id, kind, source, credits, amount,"
+                " period_at, created_at) VALUES (?, ?, ?, 'reserve', ?, ?, ?, ?, ?)",
+                [(request.guild_id, request.user_id, job_id, source, n, n, now, now)
+                 for source, n in (("allowance", allowance), ("bonus", bonus)) if n])
+        return Reservation(job_id, credits, allowance, bonus)
+
+    # -- settling ---------------------------------------------------------------------------
+
+    async def _settle(self, job_id: int, delivered: int, status: str,
+                      fields: dict[str, Any]) -> bool:
+        async with self.db.transaction() as tx:
+            now = self.clock()
+            rows = await tx.fetchall(
+                "SELECT kind, source, credits, guild_id, user_id, period_at FROM ledger"
+                " WHERE job_id = ? AND kind IN ('reserve', 'commit', 'refund')", (job_id,))
+            if any(r["kind"] != "reserve" for r in rows):
+                return False  # settled already
+            reserved = {r["source"]: r["credits"] for r in rows}
+            if not reserved:
+                return False  # unknown job
+            first = rows[0]
+            delivered = max(0, min(delivered, sum(reserved.values())))
+            # spend the allowance first, give bonus credits back first
+            keep = {"allowance": min(delivered, reserved.get("allowance", 0))}
+            keep["bonus"] = min(delivered - keep["allowance"], reserved.get("bonus", 0))
+            movements = []
+            for source, n in reserved.items():
+                back = n - keep[source]
+                if keep[source]:
+                    movements.append(("commit", source, keep[source], 0))
+                if back:
+                    movements.append(("refund", source, back, -back))
+            await tx.executemany(
+                "INSERT INTO ledger (guild_id, user_id, job_id, kind, source, credits, amount,"
+                " period_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(first["guild_id"], first["user_id"], job_id, kind, source, credits, amount,
+                  first["period_at"], now) for kind, source, credits, amount in movements])
+            assignments = {"status": status, "images_delivered": delivered,
+                           "finished_at": now, **fields}
+            columns = ", ".join(f"{name} = :{name}" for name in assignments)
+            await tx.execute(f"UPDATE generations SET {columns} WHERE id = :id",
+                             {**assignments, "id": job_id})
+            await tx.execute("DELETE FROM jobs WHERE generation_id = ?", (job_id,))
+        return True
+
+    async def commit(self, job_id: int, delivered: int, *, seed: int | None = None,
+                     predict_time: float | None = None, cost: float | None = None,
+                     message_id: int | None = None) -> bool:
+        """The job succeeded with `delivered` images: charge those, refund the rest. Returns
+        False when the job was settled already (nothing changes)."""
+        fields: dict[str, Any] = {"seed": seed, "predict_time": predict_time, "cost": cost}
+        if message_id is not None:
+            fields["message_id"] = message_id
+        return await self._settle(job_id, delivered, "succeeded", fields)
+
+    async def refund(self, job_id: int, *, status: str = "failed", error: str | None = None,
+                     predict_time: float | None = None, cost: float | None = None) -> bool:
+        """The job failed, was canceled or timed out: give every credit back."""
+        if status not in ("failed", "canceled", "timed_out"):
+            raise ValueError(status)
+        return await self._settle(job_id, 0, status, {
+            "error": error, "predict_time": predict_time, "cost": cost})
+
+    # -- moderators -------------------------------------------------------------------------
+
+    async def grant(self, guild_id: int, user_id: int, credits: int, actor_id: int) -> int:
+        """Add bonus credits (negative takes them back, never below zero); returns the new
+        bonus balance."""
+        async with self.db.transaction() as tx:
+            now = self.clock()
+            snap = await self._snapshot(tx, guild_id, user_id, now)
+            credits = max(credits, -int(snap["bonus"]))
+            if credits:
+                await tx.execute(
+                    "INSERT INTO ledger (guild_id, user_id, kind, source, credits, amount,"
+                    " period_at, created_at, actor_id) VALUES (?, ?, 'grant', 'bonus', ?, ?, ?,"
+                    " ?, ?)", (guild_id, user_id, abs(credits), credits, now, now, actor_id))
+            await audit(tx, guild_id, actor_id, "quota-grant", user_id, {"credits": credits},
+                        now)
+            return int(snap["bonus"]) + credits
+
+    async def reset(self, guild_id: int, user_id: int, actor_id: int) -> None:
+        """Clear the user's usage in the current periods: the jobs reserved so far stop
+        counting (their late refunds too), whatever the clock says."""
+        async with self.db.transaction() as tx:
+            now = self.clock()
+            snap = await self._snapshot(tx, guild_id, user_id, now)
+            cleared = int(max(snap["daily"], snap["weekly"], snap["monthly"]))
+            last = await tx.fetchone("SELECT COALESCE(MAX(id), 0) FROM generations")
+            await tx.execute(
+                "INSERT INTO ledger (guild_id, user_id, kind, source, credits, amount,"
+                " period_at, created_at, actor_id, reset_upto) VALUES (?, ?, 'reset',"
+                " 'allowance', ?, 0, ?, ?, ?, ?)",
+                (guild_id, user_id, cleared, now, now, actor_id, last[0] if last else 0))
+            await audit(tx, guild_id, actor_id, "quota-reset", user_id, {"cleared": cleared},
+                        now)
+
+    async def set_limits(self, guild_id: int, user_id: int, actor_id: int, *,
+                         daily: int | None = None, weekly: int | None = None,
+                         monthly: int | None = None) -> None:
+        """Per-user limits over config and roles; None leaves that period as it was set."""
+        async with self.db.transaction() as tx:
+            now = self.clock()
+            await tx.execute(
+                "INSERT INTO quota_overrides (guild_id, user_id, daily, weekly, monthly, set_by,"
+                " set_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, user_id) DO UPDATE"
+                " SET daily = COALESCE(excluded.daily, daily),"
+                " weekly = COALESCE(excluded.weekly, weekly),"
+                " monthly = COALESCE(excluded.monthly, monthly),"
+                " set_by = excluded.set_by, set_at = excluded.set_at",
+                (guild_id, user_id, daily, weekly, monthly, actor_id, now))
+            await audit(tx, guild_id, actor_id, "quota-set", user_id,
+                        {"daily": daily, "weekly": weekly, "monthly": monthly}, now)
+
+    async def clear_limits(self, guild_id: int, user_id: int, actor_id: int) -> bool:
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "DELETE FROM quota_overrides WHERE guild_id = ? AND user_id = ?",
+                (guild_id, user_id))
+            await audit(tx, guild_id, actor_id, "quota-clear", user_id, {}, self.clock())
+            return bool(changed)
+
+    def guild_window(self, now: float | None = None) -> Window:
+        return window("daily", self.clock() if now is None else now, self.tz)

@@ -1,0 +1,74 @@
+"""The SQLite file: pragmas, private permissions, migrations once, whole transactions."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from bot.storage.database import MIGRATIONS, Database
+
+
+async def test_pragmas_and_private_files(tmp_path: Path):
+    db = await Database.open(tmp_path / "new" / "folder" / "bot.db")
+    try:
+        assert (await db.fetchone("PRAGMA journal_mode"))[0] == "wal"
+        assert (await db.fetchone("PRAGMA foreign_keys"))[0] == 1
+        assert (await db.fetchone("PRAGMA busy_timeout"))[0] == 5000
+    finally:
+        await db.close()
+    assert stat.S_IMODE((tmp_path / "new" / "folder").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "new" / "folder" / "bot.db").stat().st_mode) == 0o600
+
+
+async def test_migrations_apply_once_on_a_new_and_an_existing_database(tmp_path: Path):
+    folder = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, folder)
+    path = tmp_path / "bot.db"
+    db = await Database.open(path, migrations=folder)
+    assert await db.schema_version() == 1
+    await db.execute("INSERT INTO bans (guild_id, user_id, banned_by, banned_at)"
+                     " VALUES (1, 2, 3, 4)")
+    assert await db.migrate(folder) == []  # running twice changes nothing
+    await db.close()
+
+    (folder / "0002_notes.sql").write_text("ALTER TABLE bans ADD COLUMN note TEXT;")
+    db = await Database.open(path, migrations=folder)
+    try:
+        assert await db.schema_version() == 2
+        row = await db.fetchone("SELECT user_id, note FROM bans")
+        assert (row["user_id"], row["note"]) == (2, None)  # data kept
+        versions = await db.fetchall("SELECT version FROM schema_version ORDER BY version")
+        assert [r[0] for r in versions] == [1, 2]
+    finally:
+        await db.close()
+
+
+async def test_a_failing_migration_changes_nothing(tmp_path: Path):
+    folder = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, folder)
+    (folder / "0002_broken.sql").write_text(
+        "CREATE TABLE half (x INTEGER);\nTHIS IS NOT SQL;")
+    with pytest.raises(Exception, match="syntax error"):
+        await Database.open(tmp_path / "bot.db", migrations=folder)
+    db = await Database.open(tmp_path / "bot.db")
+    try:
+        assert await db.schema_version() == 1
+        assert await db.fetchone("SELECT name FROM sqlite_master WHERE name = 'half'") is None
+    finally:
+        await db.close()
+
+
+async def test_a_failed_transaction_leaves_no_trace(tmp_path: Path):
+    db = await Database.open(tmp_path / "bot.db")
+    try:
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as tx:
+                await tx.execute("INSERT INTO bans (guild_id, user_id, banned_by, banned_at)"
+                                 " VALUES (1, 2, 3, 4)")
+                raise RuntimeError("halfway")
+        assert await db.fetchone("SELECT * FROM bans") is None
+    finally:
+        await db.close()
