@@ -30,8 +30,12 @@ def resolve_lora(value: str, catalogue: Iterable[LoraChoice], *, allow_custom: b
     would not accept it.
     """
     wanted = value.strip().casefold()
-    for entry in catalogue:
+    entries = list(catalogue)
+    for entry in entries:
         if entry.name is not None and entry.name.casefold() == wanted:
+            return entry
+    for entry in entries:  # a catalogue LoRA given by its reference (e.g. a reroll)
+        if entry.ref.casefold() == wanted:
             return entry
     if not allow_custom:
         raise OptionError("lora.catalogue_only", value=value.strip()[:80].replace("`", "ˋ"))

@@ -1,12 +1,14 @@
-"""The Discord client: a `commands.Bot` whose `setup_hook` opens the resources the cogs use."""
+"""The Discord client: a `commands.Bot` whose `setup_hook` opens what the cogs use (database,
+HTTP session, Replicate client, job runner), loads an explicit list of cogs, and whose first
+`on_ready` resumes the jobs a previous run left in flight."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
+from typing import Any
 
 import aiohttp
 import discord
@@ -14,11 +16,16 @@ import yarl
 from discord.ext import commands
 
 from bot.config import Config
+from bot.i18n import resolve, set_default_locale
+from bot.jobs import JobRunner
+from bot.model import GenerationOptions
 from bot.replicate.client import ReplicateClient
+from bot.storage import Storage
+from bot.storage.history import Generation, InFlightJob
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = ("cogs.imagine", "cogs.buttons")
 
 
 def use_endpoints(config: Config) -> None:
@@ -29,20 +36,34 @@ def use_endpoints(config: Config) -> None:
 
 
 class FluxBot(commands.Bot):
-    """Holds the config, the shared HTTP session and the Replicate client."""
+    """Holds the config and the shared resources; Discord features live in cogs."""
 
-    def __init__(self, config: Config, *, sync_commands: bool = False, **options: object) -> None:
+    storage: Storage
+    runner: JobRunner | None
+
+    def __init__(self, config: Config, *, sync_commands: bool = False, **options: Any) -> None:
+        options.setdefault("chunk_guilds_at_startup", False)
         super().__init__(command_prefix=commands.when_mentioned,
                          intents=discord.Intents(guilds=True), help_command=None,
-                         **options)  # type: ignore[arg-type]
+                         allowed_mentions=discord.AllowedMentions.none(), **options)
         self.config = config
         self.sync_commands = sync_commands
         self.http_session: aiohttp.ClientSession | None = None
         self.replicate: ReplicateClient | None = None
+        self.runner = None
+        self._resumed = False
+        set_default_locale(config.discord.default_locale)
 
     async def setup_hook(self) -> None:
+        from cogs._ui import CatalogueTranslator, report_error
+
+        self.storage = await Storage.open(self.config.storage.database, self.config.quota)
         self.http_session = aiohttp.ClientSession()
         self.replicate = ReplicateClient.from_settings(self.http_session, self.config.replicate)
+        self.runner = JobRunner(self.storage, self.replicate, self.http_session,
+                                cost_per_second=self.config.replicate.cost_per_second)
+        self.tree.on_error = report_error  # type: ignore[method-assign,assignment]
+        await self.tree.set_translator(CatalogueTranslator())
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.sync_commands:
@@ -59,17 +80,53 @@ class FluxBot(commands.Bot):
             await self.tree.sync()
         log.info("slash commands synced")
 
+    async def on_ready(self) -> None:
+        log.info("connected as %s to %d server(s)", self.user, len(self.guilds))
+        if not self._resumed:
+            self._resumed = True
+            await self.resume_jobs()
+
+    async def resume_jobs(self) -> int:
+        """Follow again the jobs a previous run left, posting each result once."""
+        from cogs._delivery import DiscordReporter
+
+        async def reporter(entry: InFlightJob) -> DiscordReporter:
+            job = entry.generation
+            return DiscordReporter(
+                self, job_id=job.id, user_id=job.user_id, channel_id=job.channel_id,
+                message_id=job.message_id, locale=resolve(entry.locale),
+                application_id=entry.application_id, token=entry.interaction_token,
+                token_at=entry.interaction_at, upload_limit=entry.upload_limit)
+
+        def options(job: Generation) -> GenerationOptions:
+            fields = GenerationOptions.__dataclass_fields__
+            return GenerationOptions(**{k: v for k, v in job.options.items() if k in fields})
+
+        assert self.runner is not None
+        count = await self.runner.resume_all(reporter, options)
+        if count:
+            log.info("resumed %d job(s) left in flight", count)
+        return count
+
     async def close(self) -> None:
+        """Stop taking jobs, keep the state of those in flight, close everything."""
+        if self.runner is not None:
+            await self.runner.shutdown()
         await super().close()
         if self.http_session is not None:
             await self.http_session.close()
+        if getattr(self, "storage", None) is not None:
+            await self.storage.close()
 
 
 async def _serve(bot: FluxBot, token: str) -> None:
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in ("SIGINT", "SIGTERM"):
+        import signal
+
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+            loop.add_signal_handler(getattr(signal, sig),
+                                    lambda: asyncio.ensure_future(bot.close()))
     async with bot:
         await bot.start(token)
 
@@ -87,6 +144,7 @@ def run_bot(config: Config, *, sync_commands: bool = False) -> int:
         print("Discord refused the gateway intents", file=sys.stderr)
         return 2
     except (OSError, aiohttp.ClientError) as exc:
-        print(f"cannot reach Discord: {type(exc).__name__}", file=sys.stderr)
+        print(f"cannot reach Discord or the database: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
         return 1
     return 0

@@ -54,3 +54,29 @@ def to_data_uri(data: bytes, max_side: int = MAX_INPUT_SIDE) -> str:
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"unreadable image ({type(exc).__name__})") from exc
     return f"data:{kind};base64,{base64.b64encode(data).decode()}"
+
+
+def fit(data: bytes, max_bytes: int) -> tuple[bytes, str]:
+    """The image re-encoded (WebP, lower quality, then smaller) until it is at most
+    `max_bytes`; returned as is when it already fits. Returns (bytes, content type)."""
+    import io
+
+    from PIL import Image
+
+    kind = sniff(data) or "application/octet-stream"
+    if len(data) <= max_bytes:
+        return data, kind
+    with Image.open(io.BytesIO(data)) as original:
+        image = original.convert("RGBA" if original.mode in ("RGBA", "LA", "P") else "RGB")
+    scale = 1.0
+    while True:
+        for quality in (90, 75, 60, 45):
+            buffer = io.BytesIO()
+            size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+            resized = image if scale == 1.0 else image.resize(size, Image.Resampling.LANCZOS)
+            resized.save(buffer, "WEBP", quality=quality, method=4)
+            if buffer.tell() <= max_bytes:
+                return buffer.getvalue(), "image/webp"
+        if scale < 0.05:
+            raise ValueError("cannot fit the image")
+        scale *= 0.7

@@ -42,6 +42,7 @@ CREATE TABLE jobs (
     interaction_token  TEXT,
     interaction_at     REAL,
     locale             TEXT,
+    upload_limit       INTEGER,                  -- bytes the interaction may upload
     updated_at         REAL    NOT NULL
 );
 CREATE INDEX jobs_by_user ON jobs (guild_id, user_id);

@@ -53,6 +53,7 @@ class InFlightJob:
     interaction_token: str | None
     interaction_at: float | None
     locale: str | None
+    upload_limit: int | None
     token_age: float | None  # seconds since the interaction; tokens live 15 minutes
 
 
@@ -149,7 +150,7 @@ class History:
     async def in_flight(self, guild_id: int | None = None) -> list[InFlightJob]:
         """Jobs not yet ended, oldest first (all servers, or one)."""
         sql = (f"SELECT {_COLUMNS}, j.state, j.application_id, j.interaction_token,"
-               " j.interaction_at, j.locale FROM jobs j JOIN generations g"
+               " j.interaction_at, j.locale, j.upload_limit FROM jobs j JOIN generations g"
                " ON g.id = j.generation_id")
         params: tuple[Any, ...] = ()
         if guild_id is not None:
@@ -161,5 +162,6 @@ class History:
             generation=Generation.from_row(row), state=row["state"],
             application_id=row["application_id"], interaction_token=row["interaction_token"],
             interaction_at=row["interaction_at"], locale=row["locale"],
+            upload_limit=row["upload_limit"],
             token_age=None if row["interaction_at"] is None else now - row["interaction_at"],
         ) for row in rows]

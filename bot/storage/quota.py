@@ -51,6 +51,7 @@ class Interaction:
     token: str
     created_at: float
     locale: str | None = None
+    upload_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -249,10 +250,10 @@ class QuotaEngine:
             i = request.interaction
             await tx.execute(
                 "INSERT INTO jobs (generation_id, guild_id, user_id, application_id,"
-                " interaction_token, interaction_at, locale, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " interaction_token, interaction_at, locale, upload_limit, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job_id, request.guild_id, request.user_id, i and i.application_id,
-                 i and i.token, i and i.created_at, i and i.locale, now))
+                 i and i.token, i and i.created_at, i and i.locale, i and i.upload_limit, now))
             await tx.executemany(
                 "INSERT INTO ledger (guild_id, user_id, job_id, kind, source, credits, amount,"
                 " period_at, created_at) VALUES (?, ?, ?, 'reserve', ?, ?, ?, ?, ?)",

@@ -1,0 +1,178 @@
+"""Showing a job in Discord: the `Reporter` the job runner talks to.
+
+While the interaction token lives (15 minutes) the job's message is edited through it; after
+that through the channel, and the images are posted as a new channel message that pings the
+requester (and nobody else)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.errors import UserError
+from bot.generation import GenerationResult
+from bot.i18n import translate as _t
+from bot.images import extension, fit
+from bot.jobs import JobState
+from bot.storage.history import Generation
+from cogs._ui import bar, job_embed, only, result_embed, shorten
+
+if TYPE_CHECKING:
+    from bot.discord_bot import FluxBot
+
+log = logging.getLogger("cogs.delivery")
+
+TOKEN_LIFETIME = 15 * 60
+TOKEN_MARGIN = 30  # stop using a token this long before it dies
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+
+
+class DiscordReporter:
+    """One job's message in one channel."""
+
+    def __init__(self, bot: FluxBot, *, job_id: int, user_id: int, channel_id: int,
+                 message_id: int | None, locale: str, application_id: int | None = None,
+                 token: str | None = None, token_at: float | None = None,
+                 upload_limit: int | None = None) -> None:
+        self.bot = bot
+        self.job_id = job_id
+        self.user_id = user_id
+        self.channel_id = channel_id
+        self.message_id = message_id
+        self.locale = locale
+        self.application_id = application_id
+        self.token = token
+        self.token_at = token_at
+        self.upload_limit = upload_limit or DEFAULT_UPLOAD_LIMIT
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def token_alive(self) -> bool:
+        return bool(self.token and self.application_id and self.token_at is not None
+                    and time.time() < self.token_at + TOKEN_LIFETIME - TOKEN_MARGIN)
+
+    def _webhook(self) -> discord.Webhook:
+        assert self.application_id and self.token
+        return discord.Webhook.partial(self.application_id, self.token, client=self.bot)
+
+    def _channel(self) -> discord.PartialMessageable:
+        return self.bot.get_partial_messageable(self.channel_id)
+
+    async def _edit(self, **kwargs: Any) -> None:
+        """Edit the job's message: through the token while it lives, else the channel."""
+        if self.message_id is None:
+            return
+        kwargs.setdefault("allowed_mentions", only(self.user_id))
+        if self.token_alive():
+            try:
+                await self._webhook().edit_message(self.message_id, **kwargs)
+                return
+            except discord.HTTPException as exc:
+                if exc.status not in (401, 404):
+                    raise
+                self.token = None  # expired early: use the channel from now on
+        await self._channel().get_partial_message(self.message_id).edit(**kwargs)
+
+    # -- Reporter ---------------------------------------------------------------------------
+
+    async def update(self, state: JobState) -> None:
+        from cogs.buttons import cancel_view
+
+        job = await self.bot.storage.history.get(self.job_id)
+        if job is None:
+            return
+        if state.stage == "queued":
+            title = _t("imagine.queued_title", self.locale, position=state.position)
+            description = shorten(job.prompt, 1000)
+        else:
+            title = _t(f"imagine.{state.stage}_title", self.locale)
+            p = state.progress
+            line = f"`{bar(p)}` {p.step}/{p.total} ({p.percent}%)" if p.total else bar(p)
+            description = (f"{shorten(job.prompt, 900)}\n\n{line}\n"
+                           + _t("imagine.elapsed", self.locale, seconds=f"{state.elapsed:.0f}"))
+        embed = job_embed(self.locale, job, title=title, colour=discord.Colour.blurple(),
+                          description=description)
+        try:
+            await self._edit(embed=embed, view=cancel_view(self.job_id, self.locale))
+        except discord.HTTPException as exc:
+            log.warning("job %d: progress not shown (%s)", self.job_id, exc.status,
+                        extra={"job": self.job_id})
+
+    async def already_delivered(self) -> int | None:
+        if self.message_id is None:
+            return None
+        try:
+            message = await self._channel().fetch_message(self.message_id)
+        except discord.HTTPException:
+            return None
+        return len(message.attachments) or None
+
+    def _files(self, result: GenerationResult) -> list[discord.File]:
+        outputs = result.outputs.files
+        budget = int(self.upload_limit * 0.98) // max(1, len(outputs))
+        files = []
+        for number, output in enumerate(outputs, start=1):
+            data, kind = output.data, output.content_type
+            if len(data) > budget:
+                data, kind = fit(data, budget)
+            name = f"flux-{self.job_id}-{number}.{extension(kind)}"
+            files.append(discord.File(io.BytesIO(data), filename=name))
+        return files
+
+    async def deliver(self, job: Generation, result: GenerationResult) -> int:
+        from cogs.buttons import result_view
+
+        files = self._files(result)
+        embed = result_embed(self.locale, job, seed=result.seed, elapsed=result.elapsed,
+                             cost=result.cost, filtered=result.outputs.missing)
+        view = result_view(job.id, self.locale)
+        mention = f"<@{self.user_id}>"
+        if self.token_alive():
+            try:
+                await self._edit(content=mention, embed=embed, attachments=files, view=view)
+                return len(files)
+            except discord.HTTPException as exc:
+                if exc.status not in (401, 404):
+                    raise UserError("imagine.cannot_post") from exc
+                for file in files:
+                    file.reset()
+        try:
+            message = await self._channel().send(
+                mention + " " + _t("imagine.ready", self.locale), embed=embed, files=files,
+                view=view, allowed_mentions=only(self.user_id))
+        except discord.HTTPException as exc:
+            raise UserError("imagine.cannot_post") from exc
+        old, self.message_id = self.message_id, message.id
+        await self.bot.storage.history.set_message(job.id, message.id)
+        if old is not None:
+            try:
+                done = job_embed(self.locale, job, title=_t("imagine.done_title", self.locale),
+                                 colour=discord.Colour.green(),
+                                 description=_t("imagine.posted_below", self.locale))
+                await self._channel().get_partial_message(old).edit(embed=done, view=None)
+            except discord.HTTPException:
+                pass
+        return len(files)
+
+    async def fail(self, job: Generation, error: UserError, refunded: int) -> None:
+        title = _t("imagine.canceled_title" if error.key == "replicate.canceled"
+                   else "imagine.failed_title", self.locale)
+        text = error.message(self.locale) + "\n" + _t("imagine.refunded", self.locale,
+                                                      count=refunded)
+        embed = job_embed(self.locale, job, title=title, colour=discord.Colour.red(),
+                          description=f"{shorten(job.prompt, 500)}\n\n{text}")
+        try:
+            await self._edit(embed=embed, view=None)
+            return
+        except discord.HTTPException:
+            pass
+        try:  # the message is gone or cannot be edited: say it in the channel
+            await self._channel().send(f"<@{self.user_id}> {text}",
+                                       allowed_mentions=only(self.user_id))
+        except discord.HTTPException:
+            log.warning("job %d: could not tell the member it failed", self.job_id,
+                        extra={"job": self.job_id})

@@ -1,0 +1,158 @@
+"""Discord helpers shared by the cogs: localized text, the one reply helper, the one error
+handler, the moderator check, and the embeds that show a job."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+
+from bot.errors import UserError
+from bot.i18n import catalogue, resolve, translate
+from bot.replicate.prediction import Progress
+
+if TYPE_CHECKING:
+    from bot.discord_bot import FluxBot
+    from bot.storage.history import Generation
+
+log = logging.getLogger("cogs")
+
+NO_PINGS = discord.AllowedMentions.none()
+
+
+def only(user_id: int) -> discord.AllowedMentions:
+    """Mentions that ping nobody but `user_id`, whatever the text says."""
+    return discord.AllowedMentions(everyone=False, roles=False, replied_user=False,
+                                   users=[discord.Object(user_id)])
+
+
+def locale_of(interaction: discord.Interaction) -> str:
+    """The member's language if we ship it, else `discord.default_locale`."""
+    return resolve(str(interaction.locale) if interaction.locale else None)
+
+
+def tr(interaction: discord.Interaction | str | None, key: str, /, **params: Any) -> str:
+    locale = interaction if isinstance(interaction, str) or interaction is None \
+        else locale_of(interaction)
+    return translate(key, locale, **params)
+
+
+def cmd(key: str) -> app_commands.locale_str:
+    """A command, option or choice text: English in code, every locale from the catalogue."""
+    return app_commands.locale_str(catalogue("en-US")[key], key=key)
+
+
+class CatalogueTranslator(app_commands.Translator):
+    """Gives Discord the zh-CN names and descriptions when commands are synced."""
+
+    async def translate(self, string: app_commands.locale_str, locale: discord.Locale,
+                        context: app_commands.TranslationContextTypes) -> str | None:
+        key = string.extras.get("key")
+        if key is None or locale.value != "zh-CN":
+            return None
+        return catalogue("zh-CN").get(key)
+
+
+def is_moderator(bot: FluxBot, interaction: discord.Interaction) -> bool:
+    """Manage Server, or a role from `discord.moderator_role_ids`; checked here, whatever
+    Discord's command permissions say."""
+    member = interaction.user
+    if not isinstance(member, discord.Member):
+        return False
+    if interaction.permissions.manage_guild:
+        return True
+    moderator_roles = set(bot.config.discord.moderator_role_ids)
+    return any(role.id in moderator_roles for role in member.roles)
+
+
+async def reply(interaction: discord.Interaction, content: str | None = None, *,
+                ephemeral: bool = True, **kwargs: Any) -> None:
+    """Answer whatever state the interaction is in: first response, followup, or a channel
+    message once the token has expired."""
+    kwargs.setdefault("allowed_mentions", NO_PINGS)
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(content, ephemeral=ephemeral, **kwargs)
+            return
+        if not interaction.is_expired():
+            await interaction.followup.send(content or discord.utils.MISSING,
+                                            ephemeral=ephemeral, **kwargs)
+            return
+    except discord.NotFound:
+        pass  # the token died under us: fall through to the channel
+    channel = interaction.channel
+    if isinstance(channel, discord.abc.Messageable):
+        kwargs.pop("view", None)
+        await channel.send(f"{interaction.user.mention} {content or ''}".strip(),
+                           allowed_mentions=only(interaction.user.id),
+                           **{k: v for k, v in kwargs.items() if k != "allowed_mentions"})
+
+
+async def report_error(interaction: discord.Interaction, error: Exception) -> None:
+    """The one error handler for commands, buttons and forms: the member always hears what
+    went wrong in their language; a traceback goes to the log, never to Discord."""
+    original = getattr(error, "original", error)
+    if isinstance(original, UserError):
+        message = original.message(locale_of(interaction))
+    elif isinstance(error, app_commands.CheckFailure):
+        message = tr(interaction, "check.not_allowed")
+    else:
+        log.error("unexpected error in %s", _describe(interaction), exc_info=original)
+        message = tr(interaction, "error.unexpected")
+    try:
+        await reply(interaction, message)
+    except discord.HTTPException:
+        log.warning("could not tell the member about an error in %s", _describe(interaction))
+
+
+def _describe(interaction: discord.Interaction) -> str:
+    if interaction.command is not None:
+        return f"/{interaction.command.qualified_name}"
+    data = interaction.data or {}
+    return str(data.get("custom_id", interaction.type.name))
+
+
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def bar(progress: Progress, width: int = 16) -> str:
+    if not progress.total:
+        return "▱" * width
+    done = width * (progress.step or 0) // progress.total
+    return "▰" * done + "▱" * (width - done)
+
+
+def job_embed(locale: str, job: Generation, *, title: str, colour: discord.Colour,
+              description: str | None = None) -> discord.Embed:
+    embed = discord.Embed(title=title, colour=colour,
+                          description=description or shorten(job.prompt, 1000))
+    embed.set_footer(text=translate("imagine.footer", locale, job=job.id))
+    return embed
+
+
+def result_embed(locale: str, job: Generation, *, seed: int | None, elapsed: float,
+                 cost: float | None, filtered: int) -> discord.Embed:
+    options = job.options
+    embed = discord.Embed(title=translate("imagine.done_title", locale),
+                          colour=discord.Colour.green(),
+                          description=shorten(job.prompt, 1000))
+    lora = options.get("lora")
+    if lora:
+        embed.add_field(name=translate("imagine.field_lora", locale),
+                        value=shorten(f"{lora} × {options.get('lora_scale')}", 1024), inline=False)
+    for key, value in (("field_seed", seed if seed is not None else "—"),
+                       ("field_steps", options.get("steps")),
+                       ("field_guidance", options.get("guidance")),
+                       ("field_aspect", options.get("aspect_ratio")),
+                       ("field_time", f"{elapsed:.1f} s")):
+        embed.add_field(name=translate(f"imagine.{key}", locale), value=str(value))
+    embed.add_field(name=translate("imagine.field_cost", locale),
+                    value=f"${cost:.4f}" if cost is not None else "—")
+    if filtered:
+        embed.add_field(name=translate("imagine.filtered_title", locale),
+                        value=translate("imagine.filtered", locale, count=filtered), inline=False)
+    embed.set_footer(text=translate("imagine.footer", locale, job=job.id))
+    return embed

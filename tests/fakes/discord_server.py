@@ -1,0 +1,588 @@
+"""A loopback Discord for the real discord.py client: REST under /api/v10 and the gateway
+websocket, enough of both for slash commands, buttons, forms, autocomplete, messages with
+files, and the faults worth testing (expired tokens, 429s, missing permissions, disconnects).
+
+It follows shared/reference/discord-notes.md: bodies are sent as exactly `application/json`,
+429s carry `Via`, the callback answers 200 with a body, READY names our own resume URL.
+Everything the bot sends is recorded in `calls` for the tests to read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+DISCORD_EPOCH = 1420070400000
+APP_ID = 900000000000000001
+BOT_ID = APP_ID
+GUILD_ID = 910000000000000001
+CHANNEL_ID = 920000000000000001
+NSFW_CHANNEL_ID = 920000000000000002
+OTHER_CHANNEL_ID = 920000000000000003
+MOD_ROLE_ID = 930000000000000001
+BOT_TOKEN = "bot.token.for-tests-0123456789"
+EVERYONE_PERMISSIONS = "2248473465835073"
+MANAGE_GUILD = 1 << 5
+MEMBER_PERMISSIONS = str(int(EVERYONE_PERMISSIONS) & ~MANAGE_GUILD)
+MOD_PERMISSIONS = str(int(EVERYONE_PERMISSIONS) | MANAGE_GUILD)
+TOKEN_LIFETIME = 15 * 60
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    # exactly application/json: discord.py reads anything else as text (notes §2.1)
+    return web.Response(status=status, body=json.dumps(data).encode(),
+                        headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def _error(status: int, code: int, message: str) -> web.Response:
+    return _json({"code": code, "message": message}, status)
+
+
+@dataclass
+class User:
+    id: int
+    name: str
+    locale: str = "en-US"
+    roles: tuple[int, ...] = ()
+    permissions: str = MEMBER_PERMISSIONS
+
+    def payload(self) -> dict[str, Any]:
+        return {"id": str(self.id), "username": self.name, "discriminator": "0",
+                "global_name": self.name.title(), "avatar": None}
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    json: Any
+    files: dict[str, tuple[str, bytes]]
+    at: float
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Sent:
+    """An interaction the test sent, and what the bot answered."""
+
+    id: int
+    token: str
+    sent_at: float
+    data: dict[str, Any]
+    callbacks: list[Call] = field(default_factory=list)
+
+    @property
+    def answered_in(self) -> float | None:
+        return self.callbacks[0].at - self.sent_at if self.callbacks else None
+
+
+class FakeDiscord:
+    def __init__(self) -> None:
+        self.url = ""
+        self.calls: list[Call] = []
+        self.messages: dict[int, dict[str, Any]] = {}
+        self.attachments: dict[str, bytes] = {}
+        self.sent: dict[str, Sent] = {}
+        self.expired_tokens: set[str] = set()
+        self.forbidden_channels: set[int] = set()
+        self.rate_limit_next: dict[str, int] = {}  # path fragment -> 429s to answer
+        self.deadline = 3.0
+        self.sockets: list[web.WebSocketResponse] = []
+        self.identified = asyncio.Event()
+        self.resumed = asyncio.Event()
+        self.ready_count = 0
+        self._changed = asyncio.Event()
+        self._ids = itertools.count(1)
+        self._seq = 0
+        self._session = "session-1"
+        self._runner: web.AppRunner | None = None
+        self.commands: dict[str, list[dict[str, Any]]] = {}
+        self.member = User(940000000000000001, "alice")
+        self.moderator = User(940000000000000002, "mod", permissions=MOD_PERMISSIONS)
+        app = web.Application(client_max_size=200 * 1024 * 1024)
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/attachments/{name:.+}", self._attachment)
+        app.router.add_route("*", "/api/v10/{path:.+}", self._rest)
+        self.app = app
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> FakeDiscord:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def close(self) -> None:
+        for ws in list(self.sockets):
+            await ws.close()
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> FakeDiscord:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.url}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://{self.url.removeprefix('http://')}/gateway"
+
+    # -- ids and waiting --------------------------------------------------------------------
+
+    def snowflake(self) -> int:
+        return ((int(time.time() * 1000) - DISCORD_EPOCH) << 22) | (next(self._ids) % 4096)
+
+    def _touch(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Wait until `predicate()` is truthy, re-checking whenever the bot calls us."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return result
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("condition not met; calls: " + ", ".join(
+                    f"{c.method} {c.path}" for c in self.calls[-15:]))
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
+            except TimeoutError:
+                pass
+
+    # -- gateway ----------------------------------------------------------------------------
+
+    def _guild(self) -> dict[str, Any]:
+        def channel(cid: int, name: str, nsfw: bool = False) -> dict[str, Any]:
+            return {"id": str(cid), "type": 0, "name": name, "position": 0, "nsfw": nsfw,
+                    "permission_overwrites": [], "guild_id": str(GUILD_ID), "topic": None,
+                    "last_message_id": None, "rate_limit_per_user": 0, "parent_id": None}
+
+        return {
+            "id": str(GUILD_ID), "name": "Test server", "icon": None, "splash": None,
+            "discovery_splash": None, "owner_id": str(self.moderator.id), "afk_channel_id": None,
+            "afk_timeout": 300, "verification_level": 0, "default_message_notifications": 0,
+            "explicit_content_filter": 0, "mfa_level": 0, "nsfw_level": 0, "premium_tier": 0,
+            "premium_subscription_count": 0, "preferred_locale": "en-US", "features": [],
+            "system_channel_id": None, "system_channel_flags": 0, "rules_channel_id": None,
+            "vanity_url_code": None, "description": None, "banner": None,
+            "max_members": 1000, "application_id": None, "public_updates_channel_id": None,
+            "roles": [
+                {"id": str(GUILD_ID), "name": "@everyone", "permissions": EVERYONE_PERMISSIONS,
+                 "position": 0, "color": 0, "hoist": False, "managed": False,
+                 "mentionable": False, "flags": 0},
+                {"id": str(MOD_ROLE_ID), "name": "mods", "permissions": EVERYONE_PERMISSIONS,
+                 "position": 1, "color": 0, "hoist": False, "managed": False,
+                 "mentionable": False, "flags": 0}],
+            "emojis": [], "stickers": [], "channels": [
+                channel(CHANNEL_ID, "general"), channel(NSFW_CHANNEL_ID, "art", nsfw=True),
+                channel(OTHER_CHANNEL_ID, "off-topic")],
+            "threads": [], "members": [], "voice_states": [], "presences": [],
+            "stage_instances": [], "guild_scheduled_events": [], "member_count": 3,
+            "large": False, "unavailable": False, "joined_at": "2025-01-01T00:00:00+00:00",
+        }
+
+    async def _send(self, ws: web.WebSocketResponse, payload: dict[str, Any]) -> None:
+        await ws.send_str(json.dumps(payload))
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Send a gateway event to every connected client."""
+        self._seq += 1
+        for ws in list(self.sockets):
+            if not ws.closed:
+                await self._send(ws, {"op": 0, "t": event, "s": self._seq, "d": data})
+
+    async def disconnect(self, code: int = 4000) -> None:
+        """Drop the gateway connection with a resumable close code."""
+        self.resumed.clear()
+        for ws in list(self.sockets):
+            await ws.close(code=code)
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=None)
+        await ws.prepare(request)
+        self.sockets.append(ws)
+        await self._send(ws, {"op": 10, "d": {"heartbeat_interval": 41250}})
+        try:
+            async for message in ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                payload = json.loads(message.data)
+                op = payload.get("op")
+                if op == 1:
+                    await self._send(ws, {"op": 11})
+                elif op == 2:
+                    self.ready_count += 1
+                    self._seq += 1
+                    await self._send(ws, {"op": 0, "t": "READY", "s": self._seq, "d": {
+                        "v": 10, "user": {**User(BOT_ID, "fluxbot").payload(), "bot": True},
+                        "guilds": [{"id": str(GUILD_ID), "unavailable": True}],
+                        "session_id": self._session, "resume_gateway_url": self.gateway_url,
+                        "application": {"id": str(APP_ID), "flags": 0},
+                        "private_channels": [], "relationships": []}})
+                    self._seq += 1
+                    await self._send(ws, {"op": 0, "t": "GUILD_CREATE", "s": self._seq,
+                                          "d": self._guild()})
+                    self.identified.set()
+                elif op == 6:
+                    self._seq += 1
+                    await self._send(ws, {"op": 0, "t": "RESUMED", "s": self._seq, "d": {}})
+                    self.resumed.set()
+                self._touch()
+        finally:
+            self.sockets.remove(ws)
+        return ws
+
+    # -- interactions -----------------------------------------------------------------------
+
+    def _member(self, user: User) -> dict[str, Any]:
+        return {"user": user.payload(), "roles": [str(r) for r in user.roles],
+                "joined_at": "2025-01-01T00:00:00+00:00", "deaf": False, "mute": False,
+                "flags": 0, "permissions": user.permissions, "nick": None, "avatar": None,
+                "pending": False, "communication_disabled_until": None}
+
+    async def interact(self, kind: int, data: dict[str, Any], *, user: User | None = None,
+                       channel_id: int = CHANNEL_ID, message: dict[str, Any] | None = None,
+                       upload_limit: int = 10 * 1024 * 1024, dm: bool = False) -> Sent:
+        """Dispatch an INTERACTION_CREATE and return its record."""
+        user = user or self.member
+        interaction_id = self.snowflake()
+        token = f"itok-{interaction_id}"
+        nsfw = channel_id == NSFW_CHANNEL_ID
+        payload: dict[str, Any] = {
+            "id": str(interaction_id), "application_id": str(APP_ID), "type": kind,
+            "token": token, "version": 1, "data": data, "locale": user.locale,
+            "channel_id": str(channel_id), "app_permissions": EVERYONE_PERMISSIONS,
+            "attachment_size_limit": upload_limit, "entitlements": [], "context": 0,
+            "authorizing_integration_owners": {"0": str(GUILD_ID)},
+            "channel": {"id": str(channel_id), "type": 1 if dm else 0, "name": "general",
+                        "nsfw": nsfw, **({} if dm else {"guild_id": str(GUILD_ID)})},
+        }
+        if dm:
+            payload["user"] = user.payload()
+            payload["context"] = 1
+        else:
+            payload.update(guild_id=str(GUILD_ID), guild_locale="en-US",
+                           member=self._member(user))
+        if message is not None:
+            payload["message"] = message
+        sent = Sent(interaction_id, token, time.monotonic(), payload)
+        self.sent[token] = sent
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return sent
+
+    async def slash(self, name: str, options: dict[str, Any] | None = None, *,
+                    subcommand: str | None = None, attachments: dict[str, Any] | None = None,
+                    **kwargs: Any) -> Sent:
+        """A chat-input command, options by name (types guessed from the Python values)."""
+        def option(key: str, value: Any) -> dict[str, Any]:
+            kind = 5 if isinstance(value, bool) else 4 if isinstance(value, int) else \
+                10 if isinstance(value, float) else 3
+            return {"name": key, "type": kind, "value": value}
+
+        opts = [option(k, v) for k, v in (options or {}).items()]
+        data: dict[str, Any] = {"id": str(self.snowflake()), "name": name, "type": 1}
+        if attachments:
+            data["resolved"] = {"attachments": {}}
+            for key, attachment in attachments.items():
+                data["resolved"]["attachments"][attachment["id"]] = attachment
+                opts.append({"name": key, "type": 11, "value": attachment["id"]})
+        if subcommand:
+            opts = [{"name": subcommand, "type": 1, "options": opts}]
+        data["options"] = opts
+        return await self.interact(2, data, **kwargs)
+
+    async def autocomplete(self, name: str, focused: str, value: str,
+                           options: dict[str, Any] | None = None, **kwargs: Any) -> Sent:
+        opts = [{"name": k, "type": 3, "value": v} for k, v in (options or {}).items()]
+        opts.append({"name": focused, "type": 3, "value": value, "focused": True})
+        return await self.interact(4, {"id": str(self.snowflake()), "name": name, "type": 1,
+                                       "options": opts}, **kwargs)
+
+    async def click(self, custom_id: str, message_id: int, *, values: list[str] | None = None,
+                    **kwargs: Any) -> Sent:
+        """Press a button (or choose in a select menu) on a message the bot sent."""
+        data: dict[str, Any] = {"custom_id": custom_id, "component_type": 2}
+        if values is not None:
+            data.update(component_type=3, values=values)
+        return await self.interact(3, data, message=self.messages[message_id], **kwargs)
+
+    async def submit(self, custom_id: str, fields: dict[str, str], **kwargs: Any) -> Sent:
+        """Submit a form (modal) the bot opened."""
+        rows = [{"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]}
+                for k, v in fields.items()]
+        return await self.interact(5, {"custom_id": custom_id, "components": rows}, **kwargs)
+
+    def attachment(self, filename: str, data: bytes, content_type: str | None,
+                   width: int | None = None, height: int | None = None) -> dict[str, Any]:
+        """An uploaded file as Discord describes it (width/height only for real images)."""
+        attachment_id = str(self.snowflake())
+        key = f"{attachment_id}/{filename}"
+        self.attachments[key] = data
+        payload: dict[str, Any] = {"id": attachment_id, "filename": filename, "size": len(data),
+                                   "url": f"{self.url}/attachments/{key}",
+                                   "proxy_url": f"{self.url}/attachments/{key}"}
+        if content_type:
+            payload["content_type"] = content_type
+        if width is not None:
+            payload.update(width=width, height=height)
+        return payload
+
+    # -- what the bot did -------------------------------------------------------------------
+
+    def requests(self, method: str, fragment: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method and fragment in c.path]
+
+    def message_for(self, sent: Sent) -> dict[str, Any] | None:
+        """The message an interaction's response created, as it stands now."""
+        for callback in sent.callbacks:
+            mid = callback.json.get("_message_id") if isinstance(callback.json, dict) else None
+            if mid:
+                return self.messages.get(mid)
+        return None
+
+    def channel_messages(self, channel_id: int = CHANNEL_ID) -> list[dict[str, Any]]:
+        return [m for m in self.messages.values() if m["channel_id"] == str(channel_id)]
+
+    # -- REST -------------------------------------------------------------------------------
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        data = self.attachments.get(request.match_info["name"])
+        if data is None:
+            return web.Response(status=404)
+        return web.Response(body=data, content_type="application/octet-stream")
+
+    async def _parse(self, request: web.Request) -> tuple[Any, dict[str, tuple[str, bytes]]]:
+        files: dict[str, tuple[str, bytes]] = {}
+        if request.content_type.startswith("multipart/"):
+            body: Any = None
+            reader = await request.multipart()
+            async for part in reader:
+                if part.name == "payload_json":
+                    body = json.loads(await part.text())
+                elif part.name:
+                    files[part.name] = (part.filename or "", await part.read())
+            return body, files
+        raw = await request.read()
+        return (json.loads(raw) if raw else None), files
+
+    def _message(self, channel_id: int, body: dict[str, Any], files: dict[str, Any],
+                 *, interaction: Sent | None = None, flags: int = 0) -> dict[str, Any]:
+        mid = self.snowflake()
+        message = {
+            "id": str(mid), "channel_id": str(channel_id), "type": 20 if interaction else 0,
+            "author": {**User(BOT_ID, "fluxbot").payload(), "bot": True},
+            "content": "", "timestamp": "2026-01-01T00:00:00+00:00", "edited_timestamp": None,
+            "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [],
+            "attachments": [], "embeds": [], "components": [], "pinned": False,
+            "flags": flags, "application_id": str(APP_ID),
+        }
+        if channel_id in (CHANNEL_ID, NSFW_CHANNEL_ID, OTHER_CHANNEL_ID):
+            message["guild_id"] = str(GUILD_ID)
+        self._apply(message, body, files)
+        self.messages[mid] = message
+        return message
+
+    def _apply(self, message: dict[str, Any], body: dict[str, Any] | None,
+               files: dict[str, tuple[str, bytes]]) -> None:
+        body = body or {}
+        for key in ("content", "embeds", "components", "allowed_mentions"):
+            if key in body and body[key] is not None:
+                message[key] = body[key]
+        if "attachments" in body:
+            kept = []
+            for item in body["attachments"] or []:
+                part = files.get(f"files[{item['id']}]")
+                if part is not None:
+                    aid = str(self.snowflake())
+                    key = f"{aid}/{part[0]}"
+                    self.attachments[key] = part[1]
+                    kept.append({"id": aid, "filename": part[0], "size": len(part[1]),
+                                 "url": f"{self.url}/attachments/{key}",
+                                 "proxy_url": f"{self.url}/attachments/{key}"})
+                else:
+                    kept.extend(a for a in message["attachments"] if a["id"] == str(item["id"]))
+            message["attachments"] = kept
+        if body.get("flags") is not None:
+            message["flags"] = body["flags"]
+
+    def _check(self, body: dict[str, Any] | None, files: dict[str, tuple[str, bytes]],
+               limit: int) -> web.Response | None:
+        body = body or {}
+        if len(body.get("content") or "") > 2000:
+            return _error(400, 50035, "Invalid Form Body: content")
+        if len(files) > 10:
+            return _error(400, 50035, "Invalid Form Body: too many files")
+        for embed in body.get("embeds") or []:
+            total = sum(len(str(embed.get(k) or "")) for k in ("title", "description"))
+            total += sum(len(f["name"]) + len(f["value"]) for f in embed.get("fields", []))
+            if len(embed.get("description") or "") > 4096 or total > 6000 or \
+                    len(embed.get("fields", [])) > 25 or any(
+                        len(f["value"]) > 1024 or len(f["name"]) > 256
+                        for f in embed.get("fields", [])):
+                return _error(400, 50035, "Invalid Form Body: embed")
+        if sum(len(data) for _, data in files.values()) > limit:
+            return _error(413, 40005, "Request entity too large")
+        return None
+
+    async def _rest(self, request: web.Request) -> web.StreamResponse:
+        path = "/" + request.match_info["path"]
+        body, files = await self._parse(request)
+        call = Call(request.method, path, body, files, time.monotonic(), dict(request.headers))
+        self.calls.append(call)
+        self._touch()
+        for fragment, left in list(self.rate_limit_next.items()):
+            if fragment in path and left > 0 and request.method in ("PATCH", "POST"):
+                self.rate_limit_next[fragment] = left - 1
+                return _json({"message": "You are being rate limited.", "retry_after": 0.05,
+                              "global": False}, 429,
+                             {"Via": "1.1 google", "Retry-After": "0.05",
+                              "X-RateLimit-Scope": "user"})
+        try:
+            return await self._route(request.method, path, body, files, call)
+        finally:
+            self._touch()
+
+    async def _route(self, method: str, path: str, body: Any, files: dict[str, Any],
+                     call: Call) -> web.StreamResponse:
+        parts = path.strip("/").split("/")
+        if path == "/users/@me":
+            return _json({**User(BOT_ID, "fluxbot").payload(), "bot": True, "flags": 0})
+        if path == "/oauth2/applications/@me":
+            return _json({"id": str(APP_ID), "name": "fluxbot", "description": "", "icon": None,
+                          "bot_public": True, "bot_require_code_grant": False,
+                          "owner": User(1, "owner").payload(), "verify_key": "x", "flags": 0,
+                          "summary": ""})
+        if parts[0] == "applications" and method == "PUT":
+            scope = parts[3] if len(parts) > 3 and parts[2] == "guilds" else "global"
+            commands = [{**c, "id": str(self.snowflake()), "application_id": str(APP_ID),
+                         "version": "1"} for c in body]
+            self.commands[scope] = commands
+            return _json(commands)
+        if parts[0] == "interactions":
+            return self._callback(parts[2], body, files, call)
+        if parts[0] == "webhooks":
+            return self._webhook(method, parts, body, files)
+        if parts[0] == "channels" and len(parts) >= 3 and parts[2] == "messages":
+            return self._channel(method, int(parts[1]), parts[3:], body, files)
+        return _error(404, 0, f"no route {method} {path}")
+
+    def _callback(self, token: str, body: Any, files: dict[str, Any], call: Call
+                  ) -> web.Response:
+        sent = self.sent.get(token)
+        if sent is None:
+            return _error(404, 10062, "Unknown interaction")
+        if sent.callbacks:
+            return _error(400, 40060, "Interaction has already been acknowledged.")
+        if time.monotonic() - sent.sent_at > self.deadline or token in self.expired_tokens:
+            return _error(404, 10062, "Unknown interaction")
+        kind = body["type"]
+        data = body.get("data") or {}
+        limit = sent.data["attachment_size_limit"]
+        if (problem := self._check(data, files, limit)) is not None:
+            return problem
+        sent.callbacks.append(call)
+        interaction = {"id": str(sent.id), "type": sent.data["type"]}
+        resource = None
+        channel_id = int(sent.data["channel_id"])
+        if kind in (4, 5):
+            flags = data.get("flags") or 0
+            message = self._message(channel_id, data, files, interaction=sent, flags=flags)
+            if kind == 5:
+                message["flags"] = flags | 128  # loading
+            message["interaction_token"] = token
+            call.json["_message_id"] = int(message["id"])
+            interaction.update(response_message_id=message["id"],
+                               response_message_loading=kind == 5,
+                               response_message_ephemeral=bool(flags & 64))
+            resource = {"type": kind, "message": {k: v for k, v in message.items()
+                                                  if k != "interaction_token"}}
+        elif kind == 7 and sent.data.get("message"):
+            mid = int(sent.data["message"]["id"])
+            if mid in self.messages:
+                self._apply(self.messages[mid], data, files)
+                call.json["_message_id"] = mid
+        return _json({"interaction": interaction, "resource": resource})
+
+    def _original(self, token: str) -> dict[str, Any] | None:
+        for message in self.messages.values():
+            if message.get("interaction_token") == token:
+                return message
+        return None
+
+    def _webhook(self, method: str, parts: list[str], body: Any, files: dict[str, Any]
+                 ) -> web.Response:
+        token = parts[2]
+        sent = self.sent.get(token)
+        if sent is None or token in self.expired_tokens or \
+                time.time() * 1000 - ((sent.id >> 22) + DISCORD_EPOCH) > TOKEN_LIFETIME * 1000:
+            return _error(401, 50027, "Invalid Webhook Token")
+        limit = sent.data["attachment_size_limit"]
+        if len(parts) == 3 and method == "POST":  # followup
+            if (problem := self._check(body, files, limit)) is not None:
+                return problem
+            message = self._message(int(sent.data["channel_id"]), body, files,
+                                    interaction=sent, flags=(body or {}).get("flags") or 0)
+            return _json(self._public(message))
+        target = parts[4] if len(parts) > 4 else ""
+        message = self._original(token) if target == "@original" else \
+            self.messages.get(int(target)) if target.isdigit() else None
+        if message is None:
+            return _error(404, 10008, "Unknown Message")
+        if method == "GET":
+            return _json(self._public(message))
+        if method == "DELETE":
+            self.messages.pop(int(message["id"]), None)
+            return web.Response(status=204)
+        if (problem := self._check(body, files, limit)) is not None:
+            return problem
+        self._apply(message, body, files)
+        message["flags"] = message.get("flags", 0) & ~128
+        message["edited_timestamp"] = "2026-01-01T00:00:01+00:00"
+        return _json(self._public(message))
+
+    def _channel(self, method: str, channel_id: int, rest: list[str], body: Any,
+                 files: dict[str, Any]) -> web.Response:
+        if channel_id in self.forbidden_channels:
+            return _error(403, 50013, "Missing Permissions")
+        if not rest and method == "POST":
+            if (problem := self._check(body, files, 10 * 1024 * 1024)) is not None:
+                return problem
+            return _json(self._public(self._message(channel_id, body, files)))
+        message = self.messages.get(int(rest[0])) if rest and rest[0].isdigit() else None
+        if message is None or message["channel_id"] != str(channel_id):
+            return _error(404, 10008, "Unknown Message")
+        if method == "GET":
+            return _json(self._public(message))
+        if method == "DELETE":
+            self.messages.pop(int(message["id"]))
+            return web.Response(status=204)
+        if method == "PATCH":
+            if (problem := self._check(body, files, 10 * 1024 * 1024)) is not None:
+                return problem
+            self._apply(message, body, files)
+            return _json(self._public(message))
+        return _error(405, 0, "method not allowed")
+
+    @staticmethod
+    def _public(message: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in message.items() if k not in ("interaction_token",
+                                                              "allowed_mentions")}
