@@ -51,7 +51,7 @@ class FluxBot(commands.Bot):
         self.http_session: aiohttp.ClientSession | None = None
         self.replicate: ReplicateClient | None = None
         self.runner = None
-        self._resumed = False
+        self.resumed = asyncio.Event()  # set once the jobs left by a previous run are picked up
         set_default_locale(config.discord.default_locale)
 
     async def setup_hook(self) -> None:
@@ -82,9 +82,11 @@ class FluxBot(commands.Bot):
 
     async def on_ready(self) -> None:
         log.info("connected as %s to %d server(s)", self.user, len(self.guilds))
-        if not self._resumed:
-            self._resumed = True
-            await self.resume_jobs()
+        if not self.resumed.is_set():
+            try:
+                await self.resume_jobs()
+            finally:
+                self.resumed.set()
 
     async def resume_jobs(self) -> int:
         """Follow again the jobs a previous run left, posting each result once."""
@@ -113,6 +115,8 @@ class FluxBot(commands.Bot):
         if self.runner is not None:
             await self.runner.shutdown()
         await super().close()
+        if self.replicate is not None:
+            await self.replicate.close()
         if self.http_session is not None:
             await self.http_session.close()
         if getattr(self, "storage", None) is not None:

@@ -168,6 +168,11 @@ class JobRunner:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def idle(self) -> None:
+        """Wait for every job running now to end (or be left for the next start)."""
+        while self.tasks:
+            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
     def position(self, job_id: int) -> int:
         return self.queue.positions().get(job_id, 0)
 

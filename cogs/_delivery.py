@@ -165,11 +165,12 @@ class DiscordReporter:
                                                       count=refunded)
         embed = job_embed(self.locale, job, title=title, colour=discord.Colour.red(),
                           description=f"{shorten(job.prompt, 500)}\n\n{text}")
-        try:
-            await self._edit(embed=embed, view=None)
-            return
-        except discord.HTTPException:
-            pass
+        if self.message_id is not None:
+            try:
+                await self._edit(embed=embed, view=None)
+                return
+            except discord.HTTPException:
+                pass
         try:  # the message is gone or cannot be edited: say it in the channel
             await self._channel().send(f"<@{self.user_id}> {text}",
                                        allowed_mentions=only(self.user_id))

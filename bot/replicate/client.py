@@ -94,6 +94,7 @@ class ReplicateClient:
         self.max_concurrent = max_concurrent
         self.in_flight = 0
         self.waiting = 0
+        self._orphans: set[asyncio.Task[Any]] = set()
 
     @classmethod
     def from_settings(cls, session: aiohttp.ClientSession, settings: Any, **kwargs: Any
@@ -275,11 +276,40 @@ class ReplicateClient:
             if resume_id is not None:
                 prediction = await self.get(resume_id, deadline=deadline)
             else:
-                prediction = await self.create(input or {})
+                prediction = await self._create_or_orphan(input or {})
                 await _call(on_created, prediction)
             await _call(on_update, prediction)
             prediction = await self.follow(prediction, deadline=deadline, on_update=on_update)
         return ensure_succeeded(prediction)
+
+
+    async def _create_or_orphan(self, input: dict[str, Any]) -> Prediction:
+        """Create; if we are canceled while `Prefer: wait` holds the request, the prediction
+        exists but we do not know its id yet: let the request finish in the background and
+        cancel the prediction then, so nothing keeps running (and billing) unseen."""
+        create = asyncio.ensure_future(self.create(input))
+        try:
+            return await asyncio.shield(create)
+        except asyncio.CancelledError:
+            orphan = asyncio.ensure_future(self._cancel_when_created(create))
+            self._orphans.add(orphan)
+            orphan.add_done_callback(self._orphans.discard)
+            raise
+
+    async def _cancel_when_created(self, create: asyncio.Future[Prediction]) -> None:
+        try:
+            prediction = await create
+        except (ReplicateError, asyncio.CancelledError):
+            return
+        if not prediction.terminal:
+            log.info("replicate: canceling %s, created after its job was canceled",
+                     prediction.id)
+            await self.cancel_quietly(prediction.id)
+
+    async def close(self) -> None:
+        """Wait briefly for orphaned creates to be canceled (at shutdown)."""
+        if self._orphans:
+            await asyncio.wait(list(self._orphans), timeout=5)
 
 
 def ensure_succeeded(prediction: Prediction) -> Prediction:

@@ -15,6 +15,7 @@ from PIL import Image
 
 from bot.config import Config, parse_config
 from bot.discord_bot import FluxBot, use_endpoints
+from bot.replicate.retry import PollPolicy
 from tests.fakes.discord_server import BOT_TOKEN, CHANNEL_ID, FakeDiscord, Sent
 from tests.fakes.replicate_server import TOKEN, FakeReplicate, Scenario
 
@@ -100,6 +101,8 @@ async def start_stack(discord_fake: FakeDiscord, fake: FakeReplicate, tmp_path: 
         await asyncio.wait_for(bot.wait_until_ready(), 10)
         assert bot.runner is not None
         bot.runner.edit_interval = 0.0  # show every update: tests read them
+        assert bot.replicate is not None
+        bot.replicate.poll = PollPolicy(first=0.02, factor=1.0, cap=0.02, when_output=0.02)
         stack = Stack(discord_fake, fake, bot, config, task)
         stacks.append(stack)
         return stack

@@ -10,6 +10,7 @@ Everything the bot sends is recorded in `calls` for the tests to read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -163,10 +164,8 @@ class FakeDiscord:
             if remaining <= 0:
                 raise TimeoutError("condition not met; calls: " + ", ".join(
                     f"{c.method} {c.path}" for c in self.calls[-15:]))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
-            except TimeoutError:
-                pass
 
     # -- gateway ----------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import itertools
 import json
@@ -333,6 +334,7 @@ class FakeReplicate:
         self.url = ""
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
+        self._changed = asyncio.Event()
         app = web.Application(client_max_size=32 * 1024 * 1024)
         for prefix in PREFIXES:
             app.router.add_post(f"{prefix}/predictions", self._create)
@@ -438,7 +440,20 @@ class FakeReplicate:
             body = raw
         self.requests.append(Recorded(request.method, request.path, dict(request.headers),
                                       body, time.monotonic()))
+        self._changed.set()
+        self._changed = asyncio.Event()
         return body
+
+    async def wait_for(self, predicate: Any, timeout: float = 10.0) -> Any:
+        """Wait until `predicate()` is truthy, re-checking at every request we receive."""
+        deadline = time.monotonic() + timeout
+        while not (result := predicate()):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("condition not met")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
+        return result
 
     def _authorised(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.token}"

@@ -344,3 +344,20 @@ async def test_rate_limit_on_create_gives_up_after_its_attempts(fake: FakeReplic
     with pytest.raises(RateLimitedError):
         await client.create({"prompt": "x"})
     assert len(fake.creates) == client.retry.create_attempts
+
+
+async def test_canceled_while_the_create_is_held_the_prediction_is_canceled_too(
+        fake: FakeReplicate, make_client):
+    import asyncio
+
+    fake.scenario = Scenario(outcome="stuck", duration=60)
+    fake.wait_scale = 0.05  # the create is held 0.25 s
+    client = make_client(real_time=True, wait_seconds=5)
+    task = asyncio.ensure_future(client.run({"prompt": "x"}))
+    await fake.wait_for(lambda: fake.predictions)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await client.close()  # waits for the orphaned create to come back
+    (prediction,) = fake.predictions.values()
+    assert prediction.status == "canceled"

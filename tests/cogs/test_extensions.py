@@ -1,0 +1,23 @@
+"""Every cog module is in the bot's extension list, and the list loads cleanly."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import cogs
+from bot.discord_bot import EXTENSIONS
+
+
+def test_every_cog_module_is_loaded_by_the_bot():
+    modules = {f"cogs.{m.name}" for m in pkgutil.iter_modules(cogs.__path__)
+               if not m.name.startswith("_")}
+    assert modules == set(EXTENSIONS)
+    for name in EXTENSIONS:
+        assert callable(importlib.import_module(name).setup), name
+
+
+async def test_the_bot_registers_its_commands_and_buttons(stack):
+    names = {command.name for command in stack.bot.tree.get_commands()}
+    assert "imagine" in names
+    assert len(stack.bot._connection._view_store._dynamic_items) == 2

@@ -1,0 +1,333 @@
+"""/imagine end to end: the real bot, the loopback Discord, the local Replicate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.fakes.discord_server import (
+    CHANNEL_ID,
+    NSFW_CHANNEL_ID,
+    OTHER_CHANNEL_ID,
+    User,
+)
+from tests.fakes.replicate_server import Scenario, make_image
+
+EPHEMERAL = 64
+
+
+def callback(sent):
+    (call,) = sent.callbacks
+    return call.json
+
+
+async def test_answers_within_three_seconds_with_a_public_job_message(stack):
+    sent = await stack.discord.slash("imagine", {"prompt": "a castle"})
+    message = await stack.finished(sent)
+    assert sent.answered_in is not None and sent.answered_in < 3
+    first = callback(sent)
+    assert first["type"] == 4 and not (first["data"].get("flags") or 0) & EPHEMERAL
+    assert message["embeds"][0]["title"] == "Done"
+    assert [c["components"][0]["custom_id"] for c in first["data"]["components"]] == [
+        f"imagine:cancel:{message['embeds'][0]['footer']['text'].split()[-1]}"]
+
+
+@pytest.mark.parametrize("count", [1, 4])
+async def test_images_are_posted_and_decodable(stack, count):
+    sent = await stack.discord.slash("imagine", {"prompt": "a castle", "num_outputs": count,
+                                                 "output_format": "png"})
+    message = await stack.finished(sent)
+    images = stack.images(message)
+    assert len(images) == count and all(i.format == "PNG" for i in images)
+    fields = {f["name"]: f["value"] for f in message["embeds"][0]["fields"]}
+    assert fields["Steps"] == "28" and fields["Aspect ratio"] == "1:1"
+    assert fields["Estimated cost"] == "$0.0101"  # 7.25 s × 0.0014 = 0.01015
+    buttons = [c["custom_id"] for row in message["components"] for c in row["components"]]
+    assert [b.split(":")[1] for b in buttons] == ["reroll", "vary", "remix", "delete"]
+    status = await stack.bot.storage.quota.status(message_guild(message), stack.discord.member.id)
+    assert status.periods[0].used == count
+
+
+def message_guild(message) -> int:
+    return int(message["guild_id"])
+
+
+async def test_every_option_reaches_the_prediction_under_its_api_name(stack):
+    picture = make_image("png", (32, 32), 3)
+    attachment = stack.discord.attachment("in.png", picture, "image/png", 32, 32)
+    sent = await stack.discord.slash("imagine", {
+        "prompt": "a castle", "lora": "frosting_lane", "lora_scale": 0.5,
+        "aspect_ratio": "16:9", "num_outputs": 2, "seed": 1234, "steps": 20,
+        "guidance": 4.5, "prompt_strength": 0.7, "output_format": "jpg",
+        "output_quality": 90}, attachments={"image": attachment})
+    await stack.finished(sent)
+    (create,) = stack.replicate.creates
+    assert create.body["input"] == {
+        "prompt": "a castle, frstingln illustration", "hf_lora": "alvdansen/frosting_lane_flux",
+        "lora_scale": 0.5, "aspect_ratio": "16:9", "num_outputs": 2, "seed": 1234,
+        "num_inference_steps": 20, "guidance_scale": 4.5, "image": attachment["url"],
+        "prompt_strength": 0.7, "output_format": "jpg", "output_quality": 90}
+    assert create.path == "/replicate/v1/predictions"
+
+
+async def test_catalogue_scale_and_personal_defaults_fill_what_is_left_out(stack):
+    await stack.bot.storage.settings.update(stack.discord.member.id,
+                                            {"aspect_ratio": "9:16", "steps": 12})
+    sent = await stack.discord.slash("imagine", {"prompt": "a frstingln illustration of a cat",
+                                                 "lora": "FROSTING_LANE"})
+    await stack.finished(sent)
+    sent_input = stack.replicate.creates[0].body["input"]
+    assert sent_input["lora_scale"] == 0.6  # the catalogue entry's scale
+    assert sent_input["prompt"] == "a frstingln illustration of a cat"  # trigger present once
+    assert (sent_input["aspect_ratio"], sent_input["num_inference_steps"]) == ("9:16", 12)
+
+
+async def test_a_too_big_output_is_delivered_within_the_limit(stack):
+    stack.replicate.scenario = Scenario(duration=0.1, image_size=(600, 600))
+    limit = 200_000
+    sent = await stack.discord.slash("imagine", {"prompt": "noise", "output_format": "png",
+                                                 "num_outputs": 2}, upload_limit=limit)
+    message = await stack.finished(sent)
+    images = stack.images(message)
+    assert len(images) == 2
+    sizes = [a["size"] for a in message["attachments"]]
+    assert sum(sizes) <= limit
+    assert all(i.width > 0 for i in images)
+    raw = stack.replicate.files[f"{next(iter(stack.replicate.predictions))}/out-0.png"][0]
+    assert len(raw) > limit  # it really was too big
+
+
+REFUSALS = [
+    ({"prompt": "x", "lora": "not a lora"}, {}, "is not a LoRA the model accepts"),
+    ({"prompt": "a bad apple"}, {"limits": {"banned_words": ["Bad"]}}, "not allowed here"),
+    ({"prompt": "x", "num_outputs": 3}, {"quota": {"daily": 2}}, "Not enough credits"),
+    ({"prompt": "x"}, {"discord": {"allowed_channel_ids": [OTHER_CHANNEL_ID]}},
+     f"Try <#{OTHER_CHANNEL_ID}>"),
+    ({"prompt": "x", "steps": 40}, {"limits": {"max_steps": 30}}, "maximum of 30"),
+    ({"prompt": "x" * 50}, {"limits": {"max_prompt_length": 20}}, "the limit is 20"),
+]
+
+
+@pytest.mark.parametrize(("options", "config", "text"), REFUSALS)
+async def test_refusals_are_ephemeral_and_free(start_stack, options, config, text):
+    stack = await start_stack(**config)
+    sent = await stack.discord.slash("imagine", options)
+    await stack.discord.wait_for(lambda: sent.callbacks)
+    answer = callback(sent)
+    assert answer["data"]["flags"] & EPHEMERAL
+    assert text in answer["data"]["content"]
+    assert "Traceback" not in answer["data"]["content"]
+    assert not stack.replicate.creates
+    assert await stack.bot.storage.db.fetchone("SELECT * FROM ledger") is None
+
+
+async def test_cooldown_and_ban_refuse_without_charging(start_stack):
+    stack = await start_stack(quota={"cooldown_seconds": 600})
+    first = await stack.discord.slash("imagine", {"prompt": "one"})
+    await stack.finished(first)
+    second = await stack.discord.slash("imagine", {"prompt": "two"})
+    await stack.discord.wait_for(lambda: second.callbacks)
+    assert "you can generate again <t:" in callback(second)["data"]["content"]
+    member = stack.discord.member
+    await stack.bot.storage.moderation.ban(1, 0, 0)  # another server: no effect here
+    from tests.fakes.discord_server import GUILD_ID
+    await stack.bot.storage.moderation.ban(GUILD_ID, member.id, 99, "spamming")
+    third = await stack.discord.slash("imagine", {"prompt": "three"})
+    await stack.discord.wait_for(lambda: third.callbacks)
+    assert "banned" in callback(third)["data"]["content"]
+    assert "spamming" in callback(third)["data"]["content"]
+    assert len(stack.replicate.creates) == 1
+    assert (await stack.bot.storage.quota.status(GUILD_ID, member.id)).periods[0].used == 1
+
+
+async def test_an_attachment_that_is_not_an_image_is_refused(stack):
+    attachment = stack.discord.attachment("notes.txt", b"hello", "text/plain")
+    sent = await stack.discord.slash("imagine", {"prompt": "x"},
+                                     attachments={"image": attachment})
+    await stack.discord.wait_for(lambda: sent.callbacks)
+    assert callback(sent)["data"]["flags"] & EPHEMERAL
+    assert "not an image" in callback(sent)["data"]["content"]
+    assert not stack.replicate.creates
+
+
+async def test_an_attachment_lying_about_its_type_fails_free(stack):
+    attachment = stack.discord.attachment("fake.png", b"<html>no</html>", "image/png", 10, 10)
+    sent = await stack.discord.slash("imagine", {"prompt": "x"},
+                                     attachments={"image": attachment})
+    message = await stack.finished(sent)
+    assert message["embeds"][0]["title"] == "Failed"
+    assert "not an image" in message["embeds"][0]["description"]
+    assert not stack.replicate.creates
+    from tests.fakes.discord_server import GUILD_ID
+    assert (await stack.bot.storage.quota.status(GUILD_ID, stack.discord.member.id)
+            ).periods[0].used == 0
+
+
+async def test_a_failure_is_refunded_and_explained(stack):
+    stack.replicate.scenario = Scenario(duration=0.1, outcome="failed", error="CUDA error")
+    sent = await stack.discord.slash("imagine", {"prompt": "x", "num_outputs": 2})
+    message = await stack.finished(sent)
+    embed = message["embeds"][0]
+    assert embed["title"] == "Failed"
+    assert "The model failed: CUDA error" in embed["description"]
+    assert "2 credit(s) refunded" in embed["description"]
+    assert message["components"] == []
+    from tests.fakes.discord_server import GUILD_ID
+    status = await stack.bot.storage.quota.status(GUILD_ID, stack.discord.member.id)
+    assert status.periods[0].used == 0 and status.in_flight == 0
+
+
+async def test_filtered_images_are_refunded(stack):
+    stack.replicate.scenario = Scenario(duration=0.1, filtered=(1, 2))
+    sent = await stack.discord.slash("imagine", {"prompt": "x", "num_outputs": 4})
+    message = await stack.finished(sent)
+    assert len(message["attachments"]) == 2
+    fields = {f["name"]: f["value"] for f in message["embeds"][0]["fields"]}
+    assert "2 image(s) could not be delivered" in fields["Filtered"]
+    from tests.fakes.discord_server import GUILD_ID
+    assert (await stack.bot.storage.quota.status(GUILD_ID, stack.discord.member.id)
+            ).periods[0].used == 2
+
+
+async def test_cancel_refunds(stack):
+    stack.replicate.scenario = Scenario(outcome="stuck", duration=60)
+    stack.replicate.wait_scale = 0.05  # Prefer: wait holds the create 0.25 s
+    sent = await stack.discord.slash("imagine", {"prompt": "x"})
+    await stack.discord.wait_for(lambda: stack.replicate.predictions)
+    message = stack.discord.message_for(sent)
+    job_id = message["embeds"][0]["footer"]["text"].split()[-1]
+    click = await stack.discord.click(f"imagine:cancel:{job_id}", int(message["id"]))
+    done = await stack.finished(sent)
+    assert done["embeds"][0]["title"] == "Canceled"
+    assert click.callbacks and click.callbacks[0].json["type"] == 6  # acknowledged quietly
+    prediction = next(iter(stack.replicate.predictions.values()))
+    # canceled on Replicate too, even though the create was still held by Prefer: wait
+    await stack.discord.wait_for(lambda: prediction.status == "canceled")
+    assert len(stack.replicate.calls("POST", "/cancel")) == 1
+    from tests.fakes.discord_server import GUILD_ID
+    assert (await stack.bot.storage.quota.status(GUILD_ID, stack.discord.member.id)
+            ).periods[0].used == 0
+
+
+async def test_someone_else_cannot_cancel(stack):
+    stack.replicate.scenario = Scenario(outcome="stuck", duration=60)
+    stack.replicate.wait_scale = 0.05
+    sent = await stack.discord.slash("imagine", {"prompt": "x"})
+    await stack.discord.wait_for(lambda: stack.replicate.predictions)
+    message = stack.discord.message_for(sent)
+    job_id = message["embeds"][0]["footer"]["text"].split()[-1]
+    other = User(950000000000000001, "bob")
+    click = await stack.discord.click(f"imagine:cancel:{job_id}", int(message["id"]),
+                                      user=other)
+    await stack.discord.wait_for(lambda: click.callbacks)
+    assert click.callbacks[0].json["data"]["flags"] & EPHEMERAL
+    assert "Only the member who asked" in click.callbacks[0].json["data"]["content"]
+    assert next(iter(stack.replicate.predictions.values())).status != "canceled"
+    assert not stack.replicate.calls("POST", "/cancel")
+
+
+async def test_progress_is_shown_from_the_logs(stack):
+    stack.replicate.scenario = Scenario(frames=4)  # one step per poll
+    sent = await stack.discord.slash("imagine", {"prompt": "x", "steps": 20})
+    await stack.finished(sent)
+    edits = [c.json for c in stack.discord.requests("PATCH", "/messages/")
+             if c.json and c.json.get("embeds")]
+    described = [e["embeds"][0]["description"] for e in edits]
+    assert any("10/20 (50%)" in d for d in described)
+    assert any("s elapsed" in d for d in described)
+    assert any(e["embeds"][0]["title"] == "Generating…" for e in edits)
+
+
+async def test_mentions_in_the_prompt_ping_nobody(stack):
+    prompt = "@everyone look <@123456789012345678> and <@&930000000000000001>"
+    sent = await stack.discord.slash("imagine", {"prompt": prompt})
+    message = await stack.finished(sent)
+    member = str(stack.discord.member.id)
+    payloads = [callback(sent)["data"]] + [
+        c.json for c in stack.discord.calls
+        if c.method in ("PATCH", "POST") and c.json and "allowed_mentions" in c.json]
+    assert len(payloads) > 2
+    for payload in payloads:
+        mentions = payload["allowed_mentions"]
+        assert mentions["parse"] == []
+        assert {str(u) for u in mentions.get("users", [])} <= {member}
+        assert not mentions.get("roles")
+    assert message["content"] == f"<@{member}>"
+
+
+async def test_a_chinese_member_is_answered_in_chinese(stack):
+    zh = User(960000000000000001, "li", locale="zh-CN")
+    refused = await stack.discord.slash("imagine", {"prompt": "x", "lora": "nope"}, user=zh)
+    await stack.discord.wait_for(lambda: refused.callbacks)
+    assert "不是模型接受的 LoRA" in callback(refused)["data"]["content"]
+    sent = await stack.discord.slash("imagine", {"prompt": "一座城堡"}, user=zh)
+    message = await stack.finished(sent)
+    assert message["embeds"][0]["title"] == "完成"
+    labels = [c["label"] for row in message["components"] for c in row["components"]]
+    assert labels == ["重新生成", "变体", "混合", "删除"]
+
+
+async def test_an_expired_token_falls_back_to_a_channel_message(stack):
+    stack.replicate.scenario = Scenario(frames=2)
+    sent = await stack.discord.slash("imagine", {"prompt": "x"})
+    await stack.discord.wait_for(lambda: sent.callbacks)
+    stack.discord.expired_tokens.add(sent.token)
+    await stack.discord.wait_for(lambda: stack.discord.requests("POST", f"/channels/{CHANNEL_ID}"
+                                                                        "/messages"))
+    post = stack.discord.requests("POST", f"/channels/{CHANNEL_ID}/messages")[-1]
+    member = stack.discord.member.id
+    assert post.json["content"].startswith(f"<@{member}>")
+    assert post.json["allowed_mentions"]["parse"] == []
+    assert [str(u) for u in post.json["allowed_mentions"]["users"]] == [str(member)]
+    assert len(post.files) == 1
+    original = await stack.discord.wait_for(
+        lambda: (m := stack.discord.message_for(sent)) and m["embeds"][0]["title"] == "Done"
+        and m)
+    assert original["attachments"] == []  # the images are in the new message
+    assert stack.discord.requests("PATCH", f"/channels/{CHANNEL_ID}/messages/")
+
+
+async def test_safety_checker_is_off_only_in_age_restricted_channels(start_stack):
+    stack = await start_stack(limits={"disable_safety_checker": True})
+    await stack.finished(await stack.discord.slash("imagine", {"prompt": "x"}))
+    await stack.finished(await stack.discord.slash("imagine", {"prompt": "y"},
+                                                   channel_id=NSFW_CHANNEL_ID))
+    first, second = (c.body["input"] for c in stack.replicate.creates)
+    assert "disable_safety_checker" not in first
+    assert second["disable_safety_checker"] is True
+
+
+async def test_direct_messages_are_refused_unless_allowed(stack):
+    sent = await stack.discord.slash("imagine", {"prompt": "x"}, dm=True,
+                                     channel_id=970000000000000001)
+    await stack.discord.wait_for(lambda: sent.callbacks)
+    assert "direct messages" in callback(sent)["data"]["content"]
+
+
+async def test_lora_autocomplete_offers_the_catalogue_and_recent_loras(stack):
+    await stack.finished(await stack.discord.slash("imagine", {"prompt": "x",
+                                                               "lora": "someone/pixel_art"}))
+    sent = await stack.discord.autocomplete("imagine", "lora", "")
+    await stack.discord.wait_for(lambda: sent.callbacks)
+    answer = callback(sent)
+    assert answer["type"] == 8
+    values = [c["value"] for c in answer["data"]["choices"]]
+    assert values == ["frosting_lane", "someone/pixel_art"]
+    narrowed = await stack.discord.autocomplete("imagine", "lora", "PIX")
+    await stack.discord.wait_for(lambda: narrowed.callbacks)
+    assert [c["value"] for c in callback(narrowed)["data"]["choices"]] == ["someone/pixel_art"]
+    assert narrowed.answered_in < 3
+
+
+async def test_commands_sync_with_chinese_localizations(start_stack):
+    stack = await start_stack(sync_commands=True,
+                              discord={"guild_ids": [910000000000000001]})
+    commands = stack.discord.commands["910000000000000001"]
+    imagine = next(c for c in commands if c["name"] == "imagine")
+    assert imagine["name_localizations"]["zh-CN"] == "生成图像"
+    options = {o["name"]: o for o in imagine["options"]}
+    assert options["num_outputs"]["max_value"] == 4
+    assert options["prompt"]["description_localizations"]["zh-CN"] == "图像要表现的内容"
+    assert [c["value"] for c in options["aspect_ratio"]["choices"]][:2] == ["1:1", "16:9"]
+    assert json.dumps(commands)  # a payload Discord would take
