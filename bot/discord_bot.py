@@ -1,6 +1,6 @@
 """The Discord client: a `commands.Bot` whose `setup_hook` opens what the cogs use (database,
-HTTP session, Replicate client, job runner), loads an explicit list of cogs, and whose first
-`on_ready` resumes the jobs a previous run left in flight."""
+HTTP session, Replicate client, job runner), loads an explicit list of cogs, and resumes the
+jobs a previous run left in flight, all before the gateway connects."""
 
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ class FluxBot(commands.Bot):
         self.replicate: ReplicateClient | None = None
         self.runner = None
         self.resumed = asyncio.Event()  # set once the jobs left by a previous run are picked up
+        self._closing: asyncio.Future[None] | None = None
         set_default_locale(config.discord.default_locale)
 
     async def setup_hook(self) -> None:
@@ -68,6 +69,11 @@ class FluxBot(commands.Bot):
             await self.load_extension(extension)
         if self.sync_commands:
             await self.sync_app_commands()
+        # before the gateway connects: no new job can be mistaken for one left in flight
+        try:
+            await self.resume_jobs()
+        finally:
+            self.resumed.set()
 
     async def sync_app_commands(self) -> None:
         """Register the slash commands: to `guild_ids` (instant) or globally."""
@@ -82,11 +88,6 @@ class FluxBot(commands.Bot):
 
     async def on_ready(self) -> None:
         log.info("connected as %s to %d server(s)", self.user, len(self.guilds))
-        if not self.resumed.is_set():
-            try:
-                await self.resume_jobs()
-            finally:
-                self.resumed.set()
 
     async def resume_jobs(self) -> int:
         """Follow again the jobs a previous run left, posting each result once."""
@@ -111,7 +112,13 @@ class FluxBot(commands.Bot):
         return count
 
     async def close(self) -> None:
-        """Stop taking jobs, keep the state of those in flight, close everything."""
+        """Stop taking jobs, keep the state of those in flight, close everything. Called by
+        the signal handler and by `async with`; both wait for the same, single close."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
         if self.runner is not None:
             await self.runner.shutdown()
         await super().close()
@@ -133,6 +140,7 @@ async def _serve(bot: FluxBot, token: str) -> None:
                                     lambda: asyncio.ensure_future(bot.close()))
     async with bot:
         await bot.start(token)
+    await bot.close()  # `async with` skips it once discord.py says closed; ours may still run
 
 
 def run_bot(config: Config, *, sync_commands: bool = False) -> int:

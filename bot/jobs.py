@@ -301,6 +301,8 @@ class JobRunner:
         resumed = 0
         for job in await self.storage.history.in_flight():
             g = job.generation
+            if g.id in self.tasks:
+                continue  # started by this run
             reporter = await make(job)
             if g.prediction_id is None:
                 await self._refund(g.id, reporter, UserError("imagine.restart_refund"))

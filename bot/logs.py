@@ -65,4 +65,7 @@ def setup_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[str]
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # these log every statement or payload, interaction tokens included
+    for noisy in ("aiosqlite", "discord.gateway", "discord.http", "discord.webhook.async_"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
     return handler

@@ -103,8 +103,9 @@ async def report_error(interaction: discord.Interaction, error: Exception) -> No
         message = tr(interaction, "error.unexpected")
     try:
         await reply(interaction, message)
-    except discord.HTTPException:
-        log.warning("could not tell the member about an error in %s", _describe(interaction))
+    except Exception as exc:  # Discord refused, or we are shutting down: never raise here
+        log.warning("could not tell the member about an error in %s: %s",
+                    _describe(interaction), type(exc).__name__)
 
 
 def _describe(interaction: discord.Interaction) -> str:

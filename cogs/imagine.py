@@ -15,7 +15,7 @@ from bot.errors import OptionError, UserError
 from bot.model import ASPECT_RATIOS, MAX_SEED, OUTPUT_FORMATS, GenerationOptions, validate
 from bot.storage.quota import Interaction, JobRequest
 from cogs._delivery import DiscordReporter
-from cogs._ui import NO_PINGS, cmd, job_embed, locale_of, report_error, shorten, tr
+from cogs._ui import NO_PINGS, cmd, job_embed, locale_of, shorten, tr
 
 if TYPE_CHECKING:
     from bot.discord_bot import FluxBot
@@ -48,13 +48,9 @@ class Imagine(commands.Cog):
         # the command's ranges follow [limits]; the checks below hold whatever Discord sends
         limits = self.bot.config.limits
         params = self.imagine._params
-        params["prompt"].max_length = limits.max_prompt_length
+        params["prompt"].max_value = limits.max_prompt_length  # max_length, for a string
         params["num_outputs"].max_value = limits.max_num_outputs
         params["steps"].max_value = limits.max_steps
-
-    async def cog_app_command_error(self, interaction: discord.Interaction,
-                                    error: app_commands.AppCommandError) -> None:
-        await report_error(interaction, error)
 
     # -- the command ------------------------------------------------------------------------
 

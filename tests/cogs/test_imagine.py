@@ -120,6 +120,10 @@ async def test_refusals_are_ephemeral_and_free(start_stack, options, config, tex
     assert "Traceback" not in answer["data"]["content"]
     assert not stack.replicate.creates
     assert await stack.bot.storage.db.fetchone("SELECT * FROM ledger") is None
+    # answered once: a later command's answer arrives, and no followup repeated the first
+    barrier = await stack.discord.autocomplete("imagine", "lora", "")
+    await stack.discord.wait_for(lambda: barrier.callbacks)
+    assert not stack.discord.requests("POST", f"/webhooks/{sent.data['application_id']}")
 
 
 async def test_cooldown_and_ban_refuse_without_charging(start_stack):
@@ -331,3 +335,48 @@ async def test_commands_sync_with_chinese_localizations(start_stack):
     assert options["prompt"]["description_localizations"]["zh-CN"] == "图像要表现的内容"
     assert [c["value"] for c in options["aspect_ratio"]["choices"]][:2] == ["1:1", "16:9"]
     assert json.dumps(commands)  # a payload Discord would take
+
+
+async def test_a_queued_job_shows_its_position_then_runs(start_stack):
+    stack = await start_stack(replicate={"max_concurrent": 1})
+    stack.replicate.wait_scale = 0.05
+    stack.replicate.next_scenarios = [Scenario(outcome="stuck", duration=60),
+                                      Scenario(duration=0.05)]
+    first = await stack.discord.slash("imagine", {"prompt": "first"})
+    await stack.replicate.wait_for(lambda: stack.replicate.predictions)
+    second = await stack.discord.slash("imagine", {"prompt": "second"})
+    queued = await stack.discord.wait_for(
+        lambda: (m := stack.discord.message_for(second)) and
+        m["embeds"][0]["title"] == "Queued: position 1" and m)
+    assert queued["components"]  # it can be canceled while it waits
+    assert len(stack.replicate.creates) == 1
+    job_id = stack.discord.message_for(first)["embeds"][0]["footer"]["text"].split()[-1]
+    await stack.discord.click(f"imagine:cancel:{job_id}",
+                              int(stack.discord.message_for(first)["id"]))
+    done = await stack.finished(second)
+    assert done["embeds"][0]["title"] == "Done" and len(stack.replicate.creates) == 2
+
+
+async def test_an_unexpected_error_is_told_plainly_and_logged(stack, caplog):
+    await stack.bot.storage.db.connection.close()  # the database goes away under the bot
+    zh = User(960000000000000001, "li", locale="zh-CN")
+    sent = await stack.discord.slash("imagine", {"prompt": "x"}, user=zh)
+    await stack.discord.wait_for(lambda: sent.callbacks)
+    answer = callback(sent)["data"]
+    assert answer["flags"] & EPHEMERAL
+    assert answer["content"] == "我们这边出了点问题。没有扣除额度,请重试。"
+    assert "Traceback" not in json.dumps(stack.discord.calls[-1].json)
+    assert any("unexpected error in /imagine" in r.message and r.exc_info
+               for r in caplog.records)
+
+
+async def test_server_limits_shape_the_command(start_stack):
+    stack = await start_stack(sync_commands=True,
+                              limits={"max_num_outputs": 2, "max_steps": 30,
+                                      "max_prompt_length": 500})
+    (imagine,) = [c for c in stack.discord.commands["global"] if c["name"] == "imagine"]
+    options = {o["name"]: o for o in imagine["options"]}
+    assert options["num_outputs"]["max_value"] == 2
+    assert options["steps"]["max_value"] == 30
+    assert options["prompt"]["max_length"] == 500
+    assert options["image"]["type"] == 11
