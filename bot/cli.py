@@ -84,13 +84,8 @@ def _load(path: str | None, *, missing_ok: bool) -> Config:
 # -- check-config ---------------------------------------------------------------------------
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    try:
-        config = _load(args.config, missing_ok=False)
-        config.require("discord.token", "replicate.api_token")
-    except ConfigError as exc:
-        for line in exc.lines:
-            print(line, file=sys.stderr)
-        return 2
+    config = _load(args.config, missing_ok=False)
+    config.require("discord.token", "replicate.api_token")
     sys.stdout.write(config.masked_toml())
     print(t("cli.config_valid"), file=sys.stderr)
     return 0
@@ -99,13 +94,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 # -- run ------------------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
-    try:
-        config = _load(args.config, missing_ok=False)
-        config.require("discord.token", "replicate.api_token")
-    except ConfigError as exc:
-        for line in exc.lines:
-            print(line, file=sys.stderr)
-        return 2
+    config = _load(args.config, missing_ok=False)
+    config.require("discord.token", "replicate.api_token")
     setup_logging(config.logging.level, config.logging.format, config.secrets())
     from bot.discord_bot import run_bot
 
@@ -243,13 +233,8 @@ def save_images(result: GenerationResult, out: Path) -> list[Path]:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    try:
-        config = _load(args.config, missing_ok=args.config is None)
-        config.require("replicate.api_token")
-    except ConfigError as exc:
-        for line in exc.lines:
-            print(line, file=sys.stderr)
-        return 2
+    config = _load(args.config, missing_ok=args.config is None)
+    config.require("replicate.api_token")
     setup_logging("WARNING" if config.logging.level == "INFO" else config.logging.level,
                   config.logging.format, config.secrets())
     try:
@@ -278,7 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command not in commands:
         parser.print_help(sys.stderr)
         return 2
-    return commands[args.command](args)
+    try:
+        return commands[args.command](args)
+    except ConfigError as exc:  # one line per bad key, exit 2, whatever the command
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return 2
 
 
 __all__ = ["build_options", "default_path", "main"]

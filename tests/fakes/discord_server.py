@@ -10,15 +10,15 @@ Everything the bot sends is recorded in `calls` for the tests to read.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
+
+from tests.fakes.loopback import LoopbackServer
 
 DISCORD_EPOCH = 1420070400000
 APP_ID = 900000000000000001
@@ -84,9 +84,9 @@ class Sent:
         return self.callbacks[0].at - self.sent_at if self.callbacks else None
 
 
-class FakeDiscord:
+class FakeDiscord(LoopbackServer):
     def __init__(self) -> None:
-        self.url = ""
+        super().__init__()
         self.calls: list[Call] = []
         self.messages: dict[int, dict[str, Any]] = {}
         self.attachments: dict[str, bytes] = {}
@@ -99,11 +99,9 @@ class FakeDiscord:
         self.identified = asyncio.Event()
         self.resumed = asyncio.Event()
         self.ready_count = 0
-        self._changed = asyncio.Event()
         self._ids = itertools.count(1)
         self._seq = 0
         self._session = "session-1"
-        self._runner: web.AppRunner | None = None
         self.commands: dict[str, list[dict[str, Any]]] = {}
         self.member = User(940000000000000001, "alice")
         self.moderator = User(940000000000000002, "mod", permissions=MOD_PERMISSIONS)
@@ -113,28 +111,10 @@ class FakeDiscord:
         app.router.add_route("*", "/api/v10/{path:.+}", self._rest)
         self.app = app
 
-    # -- lifecycle --------------------------------------------------------------------------
-
-    async def start(self) -> FakeDiscord:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
     async def close(self) -> None:
         for ws in list(self.sockets):
             await ws.close()
-        if self._runner:
-            await self._runner.cleanup()
-
-    async def __aenter__(self) -> FakeDiscord:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+        await super().close()
 
     @property
     def api_base(self) -> str:
@@ -149,23 +129,8 @@ class FakeDiscord:
     def snowflake(self) -> int:
         return ((int(time.time() * 1000) - DISCORD_EPOCH) << 22) | (next(self._ids) % 4096)
 
-    def _touch(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-        """Wait until `predicate()` is truthy, re-checking whenever the bot calls us."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = predicate()
-            if result:
-                return result
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("condition not met; calls: " + ", ".join(
-                    f"{c.method} {c.path}" for c in self.calls[-15:]))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
+    def describe(self) -> str:
+        return "; calls: " + ", ".join(f"{c.method} {c.path}" for c in self.calls[-15:])
 
     # -- gateway ----------------------------------------------------------------------------
 
@@ -245,7 +210,7 @@ class FakeDiscord:
                     self._seq += 1
                     await self._send(ws, {"op": 0, "t": "RESUMED", "s": self._seq, "d": {}})
                     self.resumed.set()
-                self._touch()
+                self.touch()
         finally:
             self.sockets.remove(ws)
         return ws
@@ -447,7 +412,7 @@ class FakeDiscord:
         body, files = await self._parse(request)
         call = Call(request.method, path, body, files, time.monotonic(), dict(request.headers))
         self.calls.append(call)
-        self._touch()
+        self.touch()
         for fragment, left in list(self.rate_limit_next.items()):
             if fragment in path and left > 0 and request.method in ("PATCH", "POST"):
                 self.rate_limit_next[fragment] = left - 1
@@ -458,7 +423,7 @@ class FakeDiscord:
         try:
             return await self._route(request.method, path, body, files, call)
         finally:
-            self._touch()
+            self.touch()
 
     async def _route(self, method: str, path: str, body: Any, files: dict[str, Any],
                      call: Call) -> web.StreamResponse:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import io
 import itertools
 import json
@@ -24,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 from PIL import Image
+
+from tests.fakes.loopback import LoopbackServer
 
 MODEL = "lucataco/flux-dev-lora"
 VERSION = "091495765fa5ef2725a175a57b276ec30dc9d39c22d30410f2ede68a3eab66b3"
@@ -314,11 +315,12 @@ class FakePrediction:
         return data
 
 
-class FakeReplicate:
+class FakeReplicate(LoopbackServer):
     """Run with `async with FakeReplicate() as fake:`; `fake.api_base` is the `/v1` root,
     `fake.relay_base` the same API under a relay prefix."""
 
     def __init__(self, token: str = TOKEN, *, wait_scale: float = 1.0) -> None:
+        super().__init__()
         self.token = token
         self.wait_scale = wait_scale
         self.scenario = Scenario()
@@ -331,10 +333,7 @@ class FakeReplicate:
         self.file_delay = 0.0  # hold each file download this long (to see them overlap)
         self.files_active = 0
         self.files_peak = 0
-        self.url = ""
         self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self._changed = asyncio.Event()
         app = web.Application(client_max_size=32 * 1024 * 1024)
         for prefix in PREFIXES:
             app.router.add_post(f"{prefix}/predictions", self._create)
@@ -345,29 +344,11 @@ class FakeReplicate:
         app.router.add_get("/files/{pid}/{name}", self._file)
         self.app = app
 
-    # -- lifecycle --------------------------------------------------------------------------
-
-    async def start(self) -> FakeReplicate:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
     async def close(self) -> None:
         for prediction in self.predictions.values():
             if prediction.task:
                 prediction.task.cancel()
-        if self._runner:
-            await self._runner.cleanup()
-
-    async def __aenter__(self) -> FakeReplicate:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+        await super().close()
 
     @property
     def api_base(self) -> str:
@@ -440,20 +421,8 @@ class FakeReplicate:
             body = raw
         self.requests.append(Recorded(request.method, request.path, dict(request.headers),
                                       body, time.monotonic()))
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self.touch()
         return body
-
-    async def wait_for(self, predicate: Any, timeout: float = 10.0) -> Any:
-        """Wait until `predicate()` is truthy, re-checking at every request we receive."""
-        deadline = time.monotonic() + timeout
-        while not (result := predicate()):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("condition not met")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
-        return result
 
     def _authorised(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.token}"
@@ -462,8 +431,15 @@ class FakeReplicate:
         return self._problem(401, "You did not pass a valid authentication token",
                              "Unauthenticated")
 
-    def _lookup(self, request: web.Request) -> FakePrediction | None:
-        return self.predictions.get(request.match_info["pid"])
+    async def _prediction(self, request: web.Request) -> FakePrediction | web.StreamResponse:
+        """Record, inject a fault, check the token, find the prediction: each route's start."""
+        await self._record(request)
+        if (fault := await self._fault(request)) is not None:
+            return fault
+        if not self._authorised(request):
+            return self._unauthorised()
+        prediction = self.predictions.get(request.match_info["pid"])
+        return prediction if prediction is not None else self._problem(404, "Not found.")
 
     # -- routes -----------------------------------------------------------------------------
 
@@ -558,28 +534,18 @@ class FakeReplicate:
         return problems
 
     async def _get(self, request: web.Request) -> web.StreamResponse:
-        await self._record(request)
-        if (fault := await self._fault(request)) is not None:
-            return fault
-        if not self._authorised(request):
-            return self._unauthorised()
-        prediction = self._lookup(request)
-        if prediction is None:
-            return self._problem(404, "Not found.")
+        prediction = await self._prediction(request)
+        if not isinstance(prediction, FakePrediction):
+            return prediction
         if prediction.scenario.duration is None:
             prediction.advance()
         prediction.refresh()
         return self._json(prediction.to_json())
 
     async def _cancel(self, request: web.Request) -> web.StreamResponse:
-        await self._record(request)
-        if (fault := await self._fault(request)) is not None:
-            return fault
-        if not self._authorised(request):
-            return self._unauthorised()
-        prediction = self._lookup(request)
-        if prediction is None:
-            return self._problem(404, "Not found.")
+        prediction = await self._prediction(request)
+        if not isinstance(prediction, FakePrediction):
+            return prediction
         prediction.cancel()
         return self._json(prediction.to_json())
 
