@@ -25,7 +25,10 @@ from bot.storage.history import Generation, InFlightJob
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS: tuple[str, ...] = ("cogs.imagine", "cogs.buttons")
+EXTENSIONS: tuple[str, ...] = (
+    "cogs.imagine", "cogs.buttons", "cogs.quota", "cogs.history", "cogs.settings",
+    "cogs.loras", "cogs.mod", "cogs.help",
+)
 
 
 def use_endpoints(config: Config) -> None:

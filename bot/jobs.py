@@ -21,11 +21,16 @@ from typing import Protocol
 import aiohttp
 
 from bot.errors import OptionError, UserError
-from bot.generation import GenerationResult, generate
+from bot.generation import GenerationResult, estimate_cost, generate
 from bot.images import sniff
 from bot.model import GenerationOptions
 from bot.replicate.client import ReplicateClient
-from bot.replicate.errors import PredictionCanceled, PredictionTimeout, ReplicateError
+from bot.replicate.errors import (
+    PredictionCanceled,
+    PredictionError,
+    PredictionTimeout,
+    ReplicateError,
+)
 from bot.replicate.prediction import Prediction, Progress
 from bot.storage import Storage
 from bot.storage.history import Generation, InFlightJob
@@ -286,6 +291,10 @@ class JobRunner:
         if status is None:
             status = "timed_out" if isinstance(error, PredictionTimeout) else \
                 "canceled" if isinstance(error, PredictionCanceled) else "failed"
+        if isinstance(error, PredictionError) and predict_time is None:
+            # a prediction that ran and failed is billed too: count it in the estimates
+            predict_time = error.prediction.predict_time
+            cost = estimate_cost(error.prediction, self.cost_per_second)
         if isinstance(error, ReplicateError):
             log.warning("job %d %s: %s", job_id, status, error.describe(), extra={"job": job_id})
         job = await self.storage.history.get(job_id)

@@ -22,6 +22,15 @@ log = logging.getLogger("cogs")
 NO_PINGS = discord.AllowedMentions.none()
 
 
+class Refused(app_commands.CheckFailure):
+    """A check that failed with a message for the member (checks must raise CheckFailure for
+    discord.py to route them to the error handler)."""
+
+    def __init__(self, error: UserError) -> None:
+        super().__init__(error.key)
+        self.error = error
+
+
 def only(user_id: int) -> discord.AllowedMentions:
     """Mentions that ping nobody but `user_id`, whatever the text says."""
     return discord.AllowedMentions(everyone=False, roles=False, replied_user=False,
@@ -94,6 +103,8 @@ async def report_error(interaction: discord.Interaction, error: Exception) -> No
     """The one error handler for commands, buttons and forms: the member always hears what
     went wrong in their language; a traceback goes to the log, never to Discord."""
     original = getattr(error, "original", error)
+    if isinstance(original, Refused):
+        original = original.error
     if isinstance(original, UserError):
         message = original.message(locale_of(interaction))
     elif isinstance(error, app_commands.CheckFailure):
@@ -157,3 +168,56 @@ def result_embed(locale: str, job: Generation, *, seed: int | None, elapsed: flo
                         value=translate("imagine.filtered", locale, count=filtered), inline=False)
     embed.set_footer(text=translate("imagine.footer", locale, job=job.id))
     return embed
+
+
+def require_moderator(bot: FluxBot, interaction: discord.Interaction) -> None:
+    """Refuse (in the member's language) unless the member moderates this server."""
+    if interaction.guild_id is None or not is_moderator(bot, interaction):
+        raise UserError("check.not_moderator")
+
+
+def require_guild(interaction: discord.Interaction) -> int:
+    if interaction.guild_id is None:
+        raise UserError("check.guild_only")
+    return interaction.guild_id
+
+
+async def mod_log(bot: FluxBot, interaction: discord.Interaction, key: str, **params: Any
+                  ) -> None:
+    """Post a moderator action in `discord.mod_log_channel_id` (if set), in the server's
+    default language, pinging nobody."""
+    channel_id = bot.config.discord.mod_log_channel_id
+    if not channel_id:
+        return
+    text = translate(key, None, moderator=interaction.user.mention, **params)
+    try:
+        await bot.get_partial_messageable(channel_id).send(text, allowed_mentions=NO_PINGS)
+    except discord.HTTPException as exc:
+        log.warning("mod log channel %s refused a message (%s)", channel_id, exc.status)
+
+
+def quota_fields(locale: str, embed: discord.Embed, status: Any) -> discord.Embed:
+    """The member's credits per period, bonus and what is in flight, on `embed`."""
+    for period in status.periods:
+        name = translate(f"quota.period_{period.period}", locale)
+        if period.limit:
+            value = translate("quota.used_of", locale, used=period.used, limit=period.limit,
+                              left=int(period.left), resets=int(period.resets_at))
+        else:
+            value = translate("quota.used_unlimited", locale, used=period.used)
+        embed.add_field(name=name, value=value, inline=False)
+    embed.add_field(name=translate("quota.bonus", locale), value=str(status.bonus))
+    embed.add_field(name=translate("quota.in_flight", locale), value=str(status.in_flight))
+    if status.guild is not None:
+        embed.add_field(name=translate("quota.server", locale),
+                        value=translate("quota.used_of", locale, used=status.guild.used,
+                                        limit=status.guild.limit, left=int(status.guild.left),
+                                        resets=int(status.guild.resets_at)), inline=False)
+    if status.banned:
+        embed.add_field(name=translate("quota.banned_title", locale),
+                        value=status.ban_reason or "—", inline=False)
+    return embed
+
+
+def role_ids(member: discord.abc.User) -> tuple[int, ...]:
+    return tuple(r.id for r in getattr(member, "roles", []))

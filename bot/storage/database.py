@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import re
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -109,14 +110,22 @@ class Database:
     async def transaction(self) -> AsyncIterator[Transaction]:
         """`BEGIN IMMEDIATE` … `COMMIT` (or `ROLLBACK` on any error), alone on the connection."""
         async with self._lock:
-            await self.connection.execute("BEGIN IMMEDIATE")
             try:
+                await self.connection.execute("BEGIN IMMEDIATE")
                 yield Transaction(self.connection)
             except BaseException:
-                await self.connection.execute("ROLLBACK")
+                # also when canceled while BEGIN was queued: the database thread runs it
+                # anyway, and this ROLLBACK after it, in order
+                await self._rollback()
                 raise
             else:
                 await self.connection.execute("COMMIT")
+
+    async def _rollback(self) -> None:
+        try:
+            await self.connection.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            pass  # the transaction never began
 
     async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
                        ) -> aiosqlite.Row | None:

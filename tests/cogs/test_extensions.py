@@ -18,6 +18,11 @@ def test_every_cog_module_is_loaded_by_the_bot():
 
 
 async def test_the_bot_registers_its_commands_and_buttons(stack):
+    from cogs.buttons import JobButton, VaryPick
+    from cogs.history import HistoryPage
+    from cogs.loras import LoraPage
+
     names = {command.name for command in stack.bot.tree.get_commands()}
-    assert "imagine" in names
-    assert len(stack.bot._connection._view_store._dynamic_items) == 2
+    assert names == {"imagine", "quota", "history", "settings", "lora", "mod", "help"}
+    registered = set(stack.bot._connection._view_store._dynamic_items.values())
+    assert registered == {JobButton, VaryPick, HistoryPage, LoraPage}

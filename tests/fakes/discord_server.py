@@ -257,15 +257,24 @@ class FakeDiscord(LoopbackServer):
                     subcommand: str | None = None, attachments: dict[str, Any] | None = None,
                     **kwargs: Any) -> Sent:
         """A chat-input command, options by name (types guessed from the Python values)."""
+        resolved: dict[str, Any] = {}
+
         def option(key: str, value: Any) -> dict[str, Any]:
+            if isinstance(value, User):  # a member picked in a user option
+                resolved.setdefault("users", {})[str(value.id)] = value.payload()
+                member = {k: v for k, v in self._member(value).items() if k != "user"}
+                resolved.setdefault("members", {})[str(value.id)] = member
+                return {"name": key, "type": 6, "value": str(value.id)}
             kind = 5 if isinstance(value, bool) else 4 if isinstance(value, int) else \
                 10 if isinstance(value, float) else 3
             return {"name": key, "type": kind, "value": value}
 
         opts = [option(k, v) for k, v in (options or {}).items()]
         data: dict[str, Any] = {"id": str(self.snowflake()), "name": name, "type": 1}
+        if resolved:
+            data["resolved"] = resolved
         if attachments:
-            data["resolved"] = {"attachments": {}}
+            data.setdefault("resolved", {})["attachments"] = {}
             for key, attachment in attachments.items():
                 data["resolved"]["attachments"][attachment["id"]] = attachment
                 opts.append({"name": key, "type": 11, "value": attachment["id"]})
@@ -275,9 +284,12 @@ class FakeDiscord(LoopbackServer):
         return await self.interact(2, data, **kwargs)
 
     async def autocomplete(self, name: str, focused: str, value: str,
-                           options: dict[str, Any] | None = None, **kwargs: Any) -> Sent:
+                           options: dict[str, Any] | None = None, *,
+                           subcommand: str | None = None, **kwargs: Any) -> Sent:
         opts = [{"name": k, "type": 3, "value": v} for k, v in (options or {}).items()]
         opts.append({"name": focused, "type": 3, "value": value, "focused": True})
+        if subcommand:
+            opts = [{"name": subcommand, "type": 1, "options": opts}]
         return await self.interact(4, {"id": str(self.snowflake()), "name": name, "type": 1,
                                        "options": opts}, **kwargs)
 

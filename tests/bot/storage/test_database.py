@@ -72,3 +72,27 @@ async def test_a_failed_transaction_leaves_no_trace(tmp_path: Path):
         assert await db.fetchone("SELECT * FROM bans") is None
     finally:
         await db.close()
+
+
+async def test_a_task_canceled_at_any_point_leaves_no_transaction_open(tmp_path: Path):
+    import asyncio
+
+    db = await Database.open(tmp_path / "bot.db")
+    try:
+        for yields in range(6):  # cancel after 0, 1, 2, … trips to the database thread
+            async def write(user: int) -> None:
+                async with db.transaction() as tx:
+                    await tx.execute("INSERT INTO bans (guild_id, user_id, banned_by,"
+                                     " banned_at) VALUES (1, ?, 3, 4)", (user,))
+                    await tx.fetchone("SELECT COUNT(*) FROM bans")
+
+            task = asyncio.ensure_future(write(yields))
+            for _ in range(yields):
+                await asyncio.sleep(0)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            async with db.transaction() as tx:  # would fail if one were left open
+                await tx.execute("DELETE FROM bans")
+        assert not db.connection.in_transaction
+    finally:
+        await db.close()

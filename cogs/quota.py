@@ -1,0 +1,41 @@
+"""/quota: credits used and left per period, bonus, when each period resets."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import UserError
+from bot.i18n import translate as _t
+from cogs._ui import cmd, is_moderator, locale_of, quota_fields, reply, require_guild, role_ids
+
+if TYPE_CHECKING:
+    from bot.discord_bot import FluxBot
+
+
+class Quota(commands.Cog):
+    def __init__(self, bot: FluxBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name=cmd("command.quota.name"),
+                          description=cmd("command.quota.description"))
+    @app_commands.rename(user=cmd("option.user.name"))
+    @app_commands.describe(user=cmd("option.user.description_mod"))
+    async def quota(self, interaction: discord.Interaction,
+                    user: discord.Member | None = None) -> None:
+        guild_id = require_guild(interaction)
+        target = user or interaction.user
+        if target.id != interaction.user.id and not is_moderator(self.bot, interaction):
+            raise UserError("check.not_moderator")
+        locale = locale_of(interaction)
+        status = await self.bot.storage.quota.status(guild_id, target.id, role_ids(target))
+        embed = discord.Embed(title=_t("quota.title", locale, name=target.display_name),
+                              colour=discord.Colour.blurple())
+        await reply(interaction, embed=quota_fields(locale, embed, status))
+
+
+async def setup(bot: FluxBot) -> None:
+    await bot.add_cog(Quota(bot))
