@@ -9,6 +9,7 @@ reservation's read-check-write happens as one step.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -122,10 +123,8 @@ class Database:
                 await self.connection.execute("COMMIT")
 
     async def _rollback(self) -> None:
-        try:
+        with contextlib.suppress(sqlite3.OperationalError):  # the transaction never began
             await self.connection.execute("ROLLBACK")
-        except sqlite3.OperationalError:
-            pass  # the transaction never began
 
     async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
                        ) -> aiosqlite.Row | None:
