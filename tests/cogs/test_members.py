@@ -127,3 +127,18 @@ async def test_help_shows_the_commands_and_credits(stack):
     zh = await answer(stack, await stack.discord.slash("help", user=User(1, "li",
                                                                           locale="zh-CN")))
     assert zh["embeds"][0]["title"] == "Flux 图像机器人"
+
+
+async def test_lora_list_pages(stack):
+    for n in range(10):
+        await stack.bot.storage.loras.add(GUILD_ID, LoraChoice(ref=f"a/l{n}", name=f"l{n:02d}"),
+                                          99)
+    sent = await stack.discord.slash("lora", subcommand="list")
+    first = await answer(stack, sent)
+    assert len(first["embeds"][0]["fields"]) == 8
+    assert first["embeds"][0]["footer"]["text"] == "Page 1 of 2 · 11 in all"
+    forward = first["components"][0]["components"][1]["custom_id"]
+    click = await stack.discord.click(forward, int(stack.discord.message_for(sent)["id"]))
+    await stack.discord.wait_for(lambda: click.callbacks)
+    second = click.callbacks[0].json["data"]["embeds"][0]
+    assert [f["name"] for f in second["fields"]] == ["l07", "l08", "l09"]
