@@ -194,7 +194,7 @@ class HttpSettings(Section):
     @classmethod
     def _listen(cls, v: str) -> str:
         if (v and not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[\w.-]+):(\d{1,5})", v)) or \
-                (v and not 0 < int(v.rsplit(":", 1)[1]) < 65536):
+                (v and not 0 <= int(v.rsplit(":", 1)[1]) < 65536):
             raise ValueError(f"{json.dumps(v)} is not host:port (e.g. \"127.0.0.1:8080\")")
         return v
 

@@ -16,8 +16,10 @@ import yarl
 from discord.ext import commands
 
 from bot.config import Config
+from bot.health import HealthServer
 from bot.i18n import resolve, set_default_locale
 from bot.jobs import JobRunner
+from bot.metrics import Metrics
 from bot.model import GenerationOptions
 from bot.replicate.client import ReplicateClient
 from bot.storage import Storage
@@ -56,6 +58,9 @@ class FluxBot(commands.Bot):
         self.runner = None
         self.resumed = asyncio.Event()  # set once the jobs left by a previous run are picked up
         self._closing: asyncio.Future[None] | None = None
+        self.metrics = Metrics()
+        self.health: HealthServer | None = None
+        self.gateway_up = False
         set_default_locale(config.discord.default_locale)
 
     async def setup_hook(self) -> None:
@@ -63,9 +68,16 @@ class FluxBot(commands.Bot):
 
         self.storage = await Storage.open(self.config.storage.database, self.config.quota)
         self.http_session = aiohttp.ClientSession()
-        self.replicate = ReplicateClient.from_settings(self.http_session, self.config.replicate)
+        self.replicate = ReplicateClient.from_settings(
+            self.http_session, self.config.replicate, observer=self.metrics.replicate_request)
         self.runner = JobRunner(self.storage, self.replicate, self.http_session,
-                                cost_per_second=self.config.replicate.cost_per_second)
+                                cost_per_second=self.config.replicate.cost_per_second,
+                                metrics=self.metrics)
+        if self.config.http.listen:
+            self.health = HealthServer(self.config.http.listen, self.metrics,
+                                       gateway=lambda: self.gateway_up and not self.is_closed(),
+                                       database=self.database_answers)
+            await self.health.start()
         self.tree.on_error = report_error  # type: ignore[method-assign,assignment]
         await self.tree.set_translator(CatalogueTranslator())
         for extension in EXTENSIONS:
@@ -90,7 +102,19 @@ class FluxBot(commands.Bot):
         log.info("slash commands synced")
 
     async def on_ready(self) -> None:
+        self.gateway_up = True
         log.info("connected as %s to %d server(s)", self.user, len(self.guilds))
+
+    async def on_resumed(self) -> None:
+        self.gateway_up = True
+        log.info("gateway session resumed")
+
+    async def on_disconnect(self) -> None:
+        self.gateway_up = False
+
+    async def database_answers(self) -> bool:
+        row = await self.storage.db.fetchone("SELECT 1")
+        return row is not None and row[0] == 1
 
     async def resume_jobs(self) -> int:
         """Follow again the jobs a previous run left, posting each result once."""
@@ -124,6 +148,8 @@ class FluxBot(commands.Bot):
     async def _close(self) -> None:
         if self.runner is not None:
             await self.runner.shutdown()
+        if self.health is not None:
+            await self.health.close()
         await super().close()
         if self.replicate is not None:
             await self.replicate.close()

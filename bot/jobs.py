@@ -23,6 +23,7 @@ import aiohttp
 from bot.errors import OptionError, UserError
 from bot.generation import GenerationResult, estimate_cost, generate
 from bot.images import sniff
+from bot.metrics import Metrics
 from bot.model import GenerationOptions
 from bot.replicate.client import ReplicateClient
 from bot.replicate.errors import (
@@ -74,6 +75,10 @@ class JobQueue:
         self.slots = slots
         self.running = 0
         self._waiting: list[tuple[int, asyncio.Future[None], Callable[[int], None]]] = []
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
 
     def positions(self) -> dict[int, int]:
         return {job_id: i + 1 for i, (job_id, _, _) in enumerate(self._waiting)}
@@ -129,7 +134,7 @@ class JobRunner:
 
     def __init__(self, storage: Storage, client: ReplicateClient,
                  session: aiohttp.ClientSession, *, cost_per_second: float = 0.0,
-                 edit_interval: float = EDIT_INTERVAL,
+                 edit_interval: float = EDIT_INTERVAL, metrics: Metrics | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.storage = storage
         self.client = client
@@ -138,6 +143,9 @@ class JobRunner:
         self.edit_interval = edit_interval
         self.clock = clock
         self.queue = JobQueue(client.max_concurrent)
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.watch_queue(lambda: self.queue.waiting, lambda: self.queue.running)
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.closing = False
         self._canceled: set[int] = set()
@@ -269,8 +277,11 @@ class JobRunner:
             log.exception("job %d could not be delivered", job_id, extra={"job": job_id})
             await self._refund(job_id, reporter, UserError("error.unexpected"))
             return
-        await self.storage.quota.commit(job_id, posted, seed=result.seed,
-                                        predict_time=result.predict_time, cost=result.cost)
+        settled = await self.storage.quota.commit(job_id, posted, seed=result.seed,
+                                                  predict_time=result.predict_time,
+                                                  cost=result.cost)
+        if settled and self.metrics is not None:
+            self.metrics.job_ended("succeeded", posted, job.images_requested - posted)
         log.info("job %d delivered %d of %d images", job_id, posted, job.images_requested,
                  extra={"job": job_id})
 
@@ -301,6 +312,8 @@ class JobRunner:
         settled = await self.storage.quota.refund(job_id, status=status, error=str(error)[:500],
                                                   predict_time=predict_time, cost=cost)
         if job is not None and settled:
+            if self.metrics is not None:
+                self.metrics.job_ended(status, 0, job.images_requested)
             await reporter.fail(job, error, job.images_requested)
 
     async def resume_all(self, make: Callable[[InFlightJob], Awaitable[Reporter]],

@@ -76,3 +76,9 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+# the whole bot on loopback, for tests of every layer that needs it
+from tests.stack import discord_fake, stack, start_stack  # noqa: E402
+
+__all__ = ["Clock", "VirtualTime", "discord_fake", "stack", "start_stack"]

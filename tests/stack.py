@@ -118,4 +118,4 @@ async def stack(start_stack: Callable[..., Awaitable[Stack]]) -> Stack:
     return await start_stack()
 
 
-__all__ = ["CHANNEL_ID", "Stack"]
+__all__ = ["CHANNEL_ID", "Stack", "discord_fake", "stack", "start_stack"]

@@ -1,0 +1,51 @@
+"""Prometheus metrics: what an owner watches on a small VPS next to a paid API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    """One registry per bot, so tests (and two bots in one process) never share counters."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.generations = Counter("fluxbot_generations", "Jobs ended, by outcome",
+                                   ["outcome"], registry=r)
+        self.images = Counter("fluxbot_images_delivered", "Images posted", registry=r)
+        self.credits_spent = Counter("fluxbot_credits_spent", "Credits charged", registry=r)
+        self.credits_refunded = Counter("fluxbot_credits_refunded", "Credits given back",
+                                        registry=r)
+        self.jobs_queued = Gauge("fluxbot_jobs_queued", "Jobs waiting for a slot", registry=r)
+        self.jobs_in_flight = Gauge("fluxbot_jobs_in_flight", "Jobs running", registry=r)
+        self.replicate_seconds = Histogram(
+            "fluxbot_replicate_request_seconds", "Replicate API request latency",
+            ["method", "endpoint"], registry=r,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 90))
+        self.replicate_errors = Counter(
+            "fluxbot_replicate_errors", "Replicate API answers that were not 2xx, by status "
+            "(0: no answer)", ["status"], registry=r)
+
+    def watch_queue(self, queued: Callable[[], int], running: Callable[[], int]) -> None:
+        self.jobs_queued.set_function(queued)
+        self.jobs_in_flight.set_function(running)
+
+    def replicate_request(self, method: str, url: str, status: int | None,
+                          seconds: float) -> None:
+        """The Replicate client's observer: latency by endpoint, errors by status."""
+        path = urlsplit(url).path
+        endpoint = ("cancel" if path.endswith("/cancel") else "predictions"
+                    if "/predictions" in path else "file")
+        self.replicate_seconds.labels(method, endpoint).observe(seconds)
+        if status is None or status >= 400:
+            self.replicate_errors.labels(str(status or 0)).inc()
+
+    def job_ended(self, outcome: str, delivered: int, refunded: int) -> None:
+        self.generations.labels(outcome).inc()
+        self.images.inc(delivered)
+        self.credits_spent.inc(delivered)
+        self.credits_refunded.inc(refunded)

@@ -1,0 +1,49 @@
+"""/healthz and /metrics over HTTP, on the running bot."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from tests.fakes.replicate_server import Fault, Scenario
+
+
+async def get(stack, path: str) -> tuple[int, str]:
+    assert stack.bot.health is not None
+    async with aiohttp.ClientSession() as session, session.get(
+            f"http://127.0.0.1:{stack.bot.health.port}{path}") as resp:
+        return resp.status, await resp.text()
+
+
+async def test_healthz_follows_the_gateway_and_the_database(start_stack):
+    stack = await start_stack(http={"listen": "127.0.0.1:0"})
+    assert await get(stack, "/healthz") == (200, '{"gateway": true, "database": true}')
+    stack.discord.resumed.clear()
+    await stack.discord.disconnect()
+    await stack.discord.wait_for(lambda: not stack.bot.gateway_up or stack.discord.resumed
+                                 .is_set())
+    await stack.discord.wait_for(lambda: stack.discord.resumed.is_set())
+    await stack.discord.wait_for(lambda: stack.bot.gateway_up)
+    assert (await get(stack, "/healthz"))[0] == 200
+    await stack.bot.storage.db.connection.close()
+    status, body = await get(stack, "/healthz")
+    assert status == 503 and '"database": false' in body
+
+
+async def test_metrics_count_generations_credits_and_replicate_calls(start_stack):
+    stack = await start_stack(http={"listen": "127.0.0.1:0"})
+    await stack.finished(await stack.discord.slash("imagine", {"prompt": "x",
+                                                               "num_outputs": 2}))
+    stack.replicate.scenario = Scenario(duration=0.05, outcome="failed")
+    stack.replicate.faults.append(Fault("POST", status=429, headers={"Retry-After": "0"}))
+    await stack.finished(await stack.discord.slash("imagine", {"prompt": "y"}))
+    status, text = await get(stack, "/metrics")
+    assert status == 200
+    lines = set(text.splitlines())
+    assert 'fluxbot_generations_total{outcome="succeeded"} 1.0' in lines
+    assert 'fluxbot_generations_total{outcome="failed"} 1.0' in lines
+    assert "fluxbot_credits_spent_total 2.0" in lines
+    assert "fluxbot_credits_refunded_total 1.0" in lines
+    assert 'fluxbot_replicate_errors_total{status="429"} 1.0' in lines
+    assert "fluxbot_jobs_queued 0.0" in lines and "fluxbot_jobs_in_flight 0.0" in lines
+    assert any(line.startswith('fluxbot_replicate_request_seconds_count{endpoint="predictions",'
+                               'method="POST"}') for line in lines)
