@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.errors import OptionError
 from bot.lora import check_lora_ref
+from bot.text import clean
 
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {
     "1:1": (1024, 1024),
@@ -110,7 +111,7 @@ def check_image_url(url: str) -> None:
 
 def validate(options: GenerationOptions) -> GenerationOptions:
     """Check `options` against the model's own bounds; return them with the LoRA normalised."""
-    prompt = options.prompt.strip()
+    prompt = clean(options.prompt)
     if not prompt:
         raise OptionError("option.prompt_empty")
     if options.aspect_ratio not in ASPECT_RATIOS:

@@ -19,7 +19,7 @@ from bot.i18n import translate as _t
 from bot.images import extension, fit
 from bot.jobs import JobState
 from bot.storage.history import Generation
-from cogs._ui import bar, job_embed, only, result_embed, shorten
+from cogs._ui import bar, job_embed, only, result_embed, shown
 
 if TYPE_CHECKING:
     from bot.discord_bot import FluxBot
@@ -87,12 +87,12 @@ class DiscordReporter:
             return
         if state.stage == "queued":
             title = _t("imagine.queued_title", self.locale, position=state.position)
-            description = shorten(job.prompt, 1000)
+            description = shown(job.prompt, 1000)
         else:
             title = _t(f"imagine.{state.stage}_title", self.locale)
             p = state.progress
             line = f"`{bar(p)}` {p.step}/{p.total} ({p.percent}%)" if p.total else bar(p)
-            description = (f"{shorten(job.prompt, 900)}\n\n{line}\n"
+            description = (f"{shown(job.prompt, 900)}\n\n{line}\n"
                            + _t("imagine.elapsed", self.locale, seconds=f"{state.elapsed:.0f}"))
         embed = job_embed(self.locale, job, title=title, colour=discord.Colour.blurple(),
                           description=description)
@@ -164,7 +164,7 @@ class DiscordReporter:
         text = error.message(self.locale) + "\n" + _t("imagine.refunded", self.locale,
                                                       count=refunded)
         embed = job_embed(self.locale, job, title=title, colour=discord.Colour.red(),
-                          description=f"{shorten(job.prompt, 500)}\n\n{text}")
+                          description=f"{shown(job.prompt, 500)}\n\n{text}")
         if self.message_id is not None:
             try:
                 await self._edit(embed=embed, view=None)

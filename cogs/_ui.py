@@ -130,6 +130,11 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def shown(text: str, limit: int) -> str:
+    """Member text as displayed by the bot: shortened, markdown and links inert."""
+    return discord.utils.escape_markdown(shorten(text, limit))
+
+
 def bar(progress: Progress, width: int = 16) -> str:
     if not progress.total:
         return "▱" * width
@@ -140,7 +145,7 @@ def bar(progress: Progress, width: int = 16) -> str:
 def job_embed(locale: str, job: Generation, *, title: str, colour: discord.Colour,
               description: str | None = None) -> discord.Embed:
     embed = discord.Embed(title=title, colour=colour,
-                          description=description or shorten(job.prompt, 1000))
+                          description=description or shown(job.prompt, 1000))
     embed.set_footer(text=translate("imagine.footer", locale, job=job.id))
     return embed
 
@@ -150,11 +155,11 @@ def result_embed(locale: str, job: Generation, *, seed: int | None, elapsed: flo
     options = job.options
     embed = discord.Embed(title=translate("imagine.done_title", locale),
                           colour=discord.Colour.green(),
-                          description=shorten(job.prompt, 1000))
+                          description=shown(job.prompt, 1000))
     lora = options.get("lora")
     if lora:
         embed.add_field(name=translate("imagine.field_lora", locale),
-                        value=shorten(f"{lora} × {options.get('lora_scale')}", 1024), inline=False)
+                        value=shown(f"{lora} × {options.get('lora_scale')}", 1000), inline=False)
     for key, value in (("field_seed", seed if seed is not None else "—"),
                        ("field_steps", options.get("steps")),
                        ("field_guidance", options.get("guidance")),

@@ -10,7 +10,7 @@ from discord.ext import commands
 
 from bot.errors import UserError
 from bot.i18n import translate
-from cogs._ui import cmd, is_moderator, locale_of, reply, report_error, require_guild, shorten
+from cogs._ui import cmd, is_moderator, locale_of, reply, report_error, require_guild, shown
 
 if TYPE_CHECKING:
     from bot.discord_bot import FluxBot
@@ -34,12 +34,12 @@ async def history_page(bot: FluxBot, locale: str, guild_id: int, user_id: int, p
         lora = job.lora or "—"
         value = translate("history.entry", locale, status=translate(f"status.{job.status}",
                                                                      locale),
-                          lora=shorten(lora, 80), images=job.images_delivered,
+                          lora=shown(lora, 80), images=job.images_delivered,
                           when=int(job.created_at))
         if link:
             value += f" · [{translate('history.open', locale)}]({link})"
         embed.add_field(name=f"{STATUS_ICON.get(job.status, '')} #{job.id} · "
-                             f"{shorten(job.prompt, 80)}", value=value, inline=False)
+                             f"{shown(job.prompt, 80)}", value=value, inline=False)
     embed.set_footer(text=translate("history.page", locale, page=result.page,
                                     pages=result.pages, total=result.total))
     view = discord.ui.View(timeout=None)

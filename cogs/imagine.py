@@ -14,6 +14,7 @@ from bot.catalogue import LoraChoice, add_trigger, resolve_lora
 from bot.errors import OptionError, UserError
 from bot.model import ASPECT_RATIOS, MAX_SEED, OUTPUT_FORMATS, GenerationOptions, validate
 from bot.storage.quota import Interaction, JobRequest
+from bot.text import clean, fold
 from cogs._delivery import DiscordReporter
 from cogs._ui import NO_PINGS, cmd, job_embed, locale_of, shorten, tr
 
@@ -29,9 +30,9 @@ OPTION_NAMES = ("lora", "lora_scale", "aspect_ratio", "num_outputs", "seed", "st
 
 
 def _banned_word(prompt: str, words: list[str]) -> str | None:
-    folded = prompt.casefold()
+    folded = fold(prompt)
     for word in words:
-        w = word.casefold().strip()
+        w = fold(word).strip()
         if not w:
             continue
         pattern = rf"(?<!\w){re.escape(w)}(?!\w)" if w.isascii() else re.escape(w)
@@ -160,7 +161,7 @@ class Imagine(commands.Cog):
         def pick(name: str) -> Any:
             return given[name] if given.get(name) is not None else fallback.get(name)
 
-        prompt = str(given.get("prompt") or (base or {}).get("prompt") or "").strip()
+        prompt = clean(str(given.get("prompt") or (base or {}).get("prompt") or ""))
         if len(prompt) > limits.max_prompt_length:
             raise OptionError("check.prompt_too_long", length=len(prompt),
                               limit=limits.max_prompt_length)

@@ -22,6 +22,7 @@ from cogs._ui import (
     require_guild,
     require_moderator,
     shorten,
+    shown,
 )
 
 if TYPE_CHECKING:
@@ -34,12 +35,12 @@ PER_PAGE = 8
 def _describe(locale: str, entry: LoraChoice, from_config: bool) -> str:
     parts = [f"`{shorten(entry.ref, 200)}`"]
     if entry.trigger:
-        parts.append(translate("lora.trigger", locale, trigger=shorten(entry.trigger, 200)))
+        parts.append(translate("lora.trigger", locale, trigger=shown(entry.trigger, 200)))
     if entry.scale is not None:
         parts.append(translate("lora.scale", locale, scale=entry.scale))
     parts.append(translate("lora.from_config" if from_config else "lora.from_server", locale))
     if entry.description:
-        parts.insert(0, shorten(entry.description, 300))
+        parts.insert(0, shown(entry.description, 300))
     return "\n".join(parts)
 
 

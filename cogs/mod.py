@@ -20,7 +20,7 @@ from cogs._ui import (
     reply,
     require_guild,
     require_moderator,
-    shorten,
+    shown,
 )
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ class Mod(commands.GroupCog, group_name=cmd("command.mod.name"),
             position = self.bot.runner.position(g.id) if self.bot.runner else 0
             state = translate("mod.job_queued", locale, position=position) if position \
                 else translate(f"status.{g.status}", locale)
-            lines.append(f"`#{g.id}` <@{g.user_id}> · {state} · {shorten(g.prompt, 60)}")
+            lines.append(f"`#{g.id}` <@{g.user_id}> · {state} · {shown(g.prompt, 60)}")
         embed = discord.Embed(title=translate("mod.jobs_title", locale, count=len(jobs)),
                               description="\n".join(lines) or translate("mod.no_jobs", locale),
                               colour=discord.Colour.blurple())
