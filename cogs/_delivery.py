@@ -19,7 +19,7 @@ from bot.i18n import translate as _t
 from bot.images import extension, fit
 from bot.jobs import JobState
 from bot.storage.history import Generation
-from cogs._ui import bar, job_embed, only, result_embed, shown
+from cogs._ui import NO_PINGS, bar, job_embed, only, result_embed, shown
 
 if TYPE_CHECKING:
     from bot.discord_bot import FluxBot
@@ -174,6 +174,12 @@ class DiscordReporter:
         try:  # the message is gone or cannot be edited: say it in the channel
             await self._channel().send(f"<@{self.user_id}> {text}",
                                        allowed_mentions=only(self.user_id))
+            return
+        except discord.HTTPException:
+            pass
+        try:  # not even that (no permission to post there): a direct message
+            dm = await self.bot.create_dm(discord.Object(self.user_id))
+            await dm.send(text, embed=embed, allowed_mentions=NO_PINGS)
         except discord.HTTPException:
             log.warning("job %d: could not tell the member it failed", self.job_id,
                         extra={"job": self.job_id})

@@ -15,7 +15,7 @@ from PIL import Image
 
 from bot.config import Config, parse_config
 from bot.discord_bot import FluxBot, use_endpoints
-from bot.replicate.retry import PollPolicy
+from bot.replicate.retry import PollPolicy, RetryPolicy
 from tests.fakes.discord_server import BOT_TOKEN, CHANNEL_ID, FakeDiscord, Sent
 from tests.fakes.replicate_server import TOKEN, FakeReplicate, Scenario
 
@@ -103,6 +103,7 @@ async def start_stack(discord_fake: FakeDiscord, fake: FakeReplicate, tmp_path: 
         bot.runner.edit_interval = 0.0  # show every update: tests read them
         assert bot.replicate is not None
         bot.replicate.poll = PollPolicy(first=0.02, factor=1.0, cap=0.02, when_output=0.02)
+        bot.replicate.retry = RetryPolicy(base=0.01, cap=0.05)  # backoff maths: test_retry
         stack = Stack(discord_fake, fake, bot, config, task)
         stacks.append(stack)
         return stack

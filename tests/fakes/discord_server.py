@@ -103,6 +103,7 @@ class FakeDiscord(LoopbackServer):
         self._seq = 0
         self._session = "session-1"
         self.commands: dict[str, list[dict[str, Any]]] = {}
+        self.dm_channels: dict[int, int] = {}  # user id -> DM channel id
         self.member = User(940000000000000001, "alice")
         self.moderator = User(940000000000000002, "mod", permissions=MOD_PERMISSIONS)
         app = web.Application(client_max_size=200 * 1024 * 1024)
@@ -453,6 +454,11 @@ class FakeDiscord(LoopbackServer):
                          "version": "1"} for c in body]
             self.commands[scope] = commands
             return _json(commands)
+        if path == "/users/@me/channels" and method == "POST":
+            recipient = int(body["recipient_id"])
+            dm_id = self.dm_channels.setdefault(recipient, self.snowflake())
+            return _json({"id": str(dm_id), "type": 1, "last_message_id": None,
+                          "recipients": [User(recipient, "member").payload()]})
         if parts[0] == "interactions":
             return self._callback(parts[2], body, files, call)
         if parts[0] == "webhooks":
