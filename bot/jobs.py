@@ -150,6 +150,7 @@ class JobRunner:
         self.closing = False
         self._canceled: set[int] = set()
         self._predictions: dict[int, str] = {}
+        self._delivering: set[int] = set()
 
     # -- control ----------------------------------------------------------------------------
 
@@ -172,10 +173,14 @@ class JobRunner:
             await asyncio.shield(task)
         return True
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, grace: float = 15.0) -> None:
         """Stop taking jobs and stop following the running ones, keeping their state (and
-        their predictions running on Replicate) so the next start resumes them."""
+        their predictions running on Replicate) so the next start resumes them. Jobs already
+        posting their images are given `grace` seconds to finish and settle."""
         self.closing = True
+        delivering = [t for job, t in self.tasks.items() if job in self._delivering]
+        if delivering:
+            await asyncio.wait(delivering, timeout=grace)
         tasks = list(self.tasks.values())
         for task in tasks:
             task.cancel()
@@ -262,7 +267,11 @@ class JobRunner:
             self.queue.release()
             for update in list(pending):
                 update.cancel()
-        await self._deliver(job_id, reporter, result)
+        self._delivering.add(job_id)
+        try:
+            await self._deliver(job_id, reporter, result)
+        finally:
+            self._delivering.discard(job_id)
 
     async def _deliver(self, job_id: int, reporter: Reporter, result: GenerationResult) -> None:
         job = await self.storage.history.get(job_id)
