@@ -55,7 +55,7 @@ async def test_sigkill_mid_job_then_restart(tmp_path: Path, fake: FakeReplicate)
             await process.wait()
         assert process.returncode == -signal.SIGKILL
 
-        first, second = fake.predictions.values()
+        first, _held_prediction = fake.predictions.values()
         assert first.status == "processing"
         first.scenario = Scenario(outcome="succeeded")  # it ends while the bot is dead
         process = await start_bot(config, log, discord)
