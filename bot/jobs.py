@@ -23,6 +23,7 @@ import aiohttp
 from bot.errors import OptionError, UserError
 from bot.generation import GenerationResult, estimate_cost, generate
 from bot.images import sniff
+from bot.logs import current_job
 from bot.metrics import Metrics
 from bot.model import GenerationOptions
 from bot.replicate.client import ReplicateClient
@@ -213,6 +214,7 @@ class JobRunner:
 
     async def _run(self, job_id: int, options: GenerationOptions, reporter: Reporter,
                    resume_id: str | None) -> None:
+        current_job.set(job_id)  # this task only: its log lines name the job
         started = self.clock()
         throttle = Throttle(self.edit_interval, self.clock)
         pending: set[asyncio.Task[None]] = set()

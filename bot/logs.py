@@ -6,9 +6,32 @@ import json
 import logging
 import sys
 from collections.abc import Iterable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 REDACTED = "[redacted]"
+
+# set inside a job's task: every line logged while it runs names the job
+current_job: ContextVar[int | None] = ContextVar("current_job", default=None)
+
+
+class JobContext(logging.Filter):
+    """Give each record the id of the job it was logged for, if any."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "job", None) is None:
+            record.job = current_job.get()
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        job = getattr(record, "job", None)
+        return line if job is None else line.replace(": ", f": [job {job}] ", 1)
 
 
 class RedactSecrets(logging.Filter):
@@ -57,9 +80,9 @@ def setup_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[str]
                   stream: object = None) -> logging.Handler:
     """Configure the root logger once; returns the handler (tests attach their own too)."""
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    handler.addFilter(JobContext())
     handler.addFilter(RedactSecrets(secrets))
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
-        "%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -28,3 +28,23 @@ def test_json_lines_with_job_id():
     logging.getLogger("bot.job").info("posted %d images", 2, extra={"job": 17})
     line = json.loads(stream.getvalue())
     assert line["message"] == "posted 2 images" and line["job"] == 17 and line["level"] == "INFO"
+
+
+async def test_every_line_logged_inside_a_job_names_it():
+    import asyncio
+
+    from bot.logs import current_job
+
+    stream = io.StringIO()
+    setup_logging("INFO", "text", [], stream=stream)
+
+    async def job(job_id: int) -> None:
+        current_job.set(job_id)
+        logging.getLogger("bot.replicate.client").warning("poll failed")
+
+    await asyncio.gather(job(7), job(8))
+    logging.getLogger("bot").info("not about a job")
+    lines = stream.getvalue().splitlines()
+    assert sorted(line.split(": ", 1)[1] for line in lines[:2]) == [
+        "[job 7] poll failed", "[job 8] poll failed"]
+    assert lines[2].endswith("bot: not about a job")
