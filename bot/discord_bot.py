@@ -61,6 +61,7 @@ class FluxBot(commands.Bot):
         self.metrics = Metrics()
         self.health: HealthServer | None = None
         self.gateway_up = False
+        self._lag_watch: asyncio.Task[None] | None = None
         set_default_locale(config.discord.default_locale)
 
     async def setup_hook(self) -> None:
@@ -73,6 +74,7 @@ class FluxBot(commands.Bot):
         self.runner = JobRunner(self.storage, self.replicate, self.http_session,
                                 cost_per_second=self.config.replicate.cost_per_second,
                                 metrics=self.metrics)
+        self._lag_watch = asyncio.create_task(self.metrics.watch_loop_lag())
         if self.config.http.listen:
             self.health = HealthServer(self.config.http.listen, self.metrics,
                                        gateway=lambda: self.gateway_up and not self.is_closed(),
@@ -111,6 +113,7 @@ class FluxBot(commands.Bot):
 
     async def on_disconnect(self) -> None:
         self.gateway_up = False
+        self._lag_watch: asyncio.Task[None] | None = None
 
     async def database_answers(self) -> bool:
         row = await self.storage.db.fetchone("SELECT 1")
@@ -150,6 +153,8 @@ class FluxBot(commands.Bot):
             await self.runner.shutdown()
         if self.health is not None:
             await self.health.close()
+        if self._lag_watch is not None:
+            self._lag_watch.cancel()
         await super().close()
         if self.replicate is not None:
             await self.replicate.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.model import GenerationOptions, to_api_input
 from bot.replicate.client import ReplicateClient, Update
@@ -43,14 +43,27 @@ async def generate(
     on_created: Update | None = None,
     on_update: Update | None = None,
     resume_id: str | None = None,
+    early: bool = False,
     clock: Callable[[], float] = time.monotonic,
 ) -> GenerationResult:
-    """Run `options` (already validated) to the end and fetch the images."""
+    """Run `options` (already validated) and fetch the images. With `early`, the prediction
+    may still say `processing` (its outputs are all there): `finish_generation` confirms it
+    later, so images are not held back by one more poll."""
     started = clock()
     prediction = await client.run(to_api_input(options), resume_id=resume_id,
-                                  on_created=on_created, on_update=on_update)
+                                  on_created=on_created, on_update=on_update,
+                                  until_outputs=early)
     outputs = await download_outputs(client, prediction, requested=options.num_outputs,
                                      max_bytes=max_bytes)
     seed = prediction.progress.seed if prediction.progress.seed is not None else options.seed
     return GenerationResult(prediction, outputs, seed, clock() - started,
                             estimate_cost(prediction, cost_per_second))
+
+
+async def finish_generation(client: ReplicateClient, result: GenerationResult,
+                            cost_per_second: float = 0.0) -> GenerationResult:
+    """The same result once the prediction reached its end: with `predict_time` and cost."""
+    if result.prediction.terminal:
+        return result
+    final = await client.finish(result.prediction)
+    return replace(result, prediction=final, cost=estimate_cost(final, cost_per_second))

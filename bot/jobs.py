@@ -21,7 +21,7 @@ from typing import Protocol
 import aiohttp
 
 from bot.errors import OptionError, UserError
-from bot.generation import GenerationResult, estimate_cost, generate
+from bot.generation import GenerationResult, estimate_cost, finish_generation, generate
 from bot.images import sniff
 from bot.logs import current_job
 from bot.metrics import Metrics
@@ -64,6 +64,9 @@ class Reporter(Protocol):
     async def deliver(self, job: Generation, result: GenerationResult) -> int:
         """Post the images; returns how many were posted. Raises `UserError` when nothing
         could be posted."""
+
+    async def annotate(self, job: Generation, result: GenerationResult) -> None:
+        """The images are posted; show the figures known only at the prediction's end."""
 
     async def fail(self, job: Generation, error: UserError, refunded: int) -> None:
         """Tell the member the job ended without images and what was refunded."""
@@ -254,7 +257,7 @@ class JobRunner:
                 await self._check_image(options.image)
             result = await generate(self.client, options, cost_per_second=self.cost_per_second,
                                     on_created=on_created, on_update=on_update,
-                                    resume_id=resume_id)
+                                    resume_id=resume_id, early=True)
         except asyncio.CancelledError:
             await self._interrupted(job_id, reporter)
             return
@@ -288,6 +291,13 @@ class JobRunner:
             log.exception("job %d could not be delivered", job_id, extra={"job": job_id})
             await self._refund(job_id, reporter, UserError("error.unexpected"))
             return
+        if not result.prediction.terminal:  # posted on its outputs: now its end, and cost
+            try:
+                result = await finish_generation(self.client, result, self.cost_per_second)
+                await reporter.annotate(job, result)
+            except ReplicateError as error:  # the images are out; only the figures are lost
+                log.warning("job %d: no final status (%s)", job_id, error.describe(),
+                            extra={"job": job_id})
         settled = await self.storage.quota.commit(job_id, posted, seed=result.seed,
                                                   predict_time=result.predict_time,
                                                   cost=result.cost)

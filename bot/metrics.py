@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -26,6 +27,10 @@ class Metrics:
             "fluxbot_replicate_request_seconds", "Replicate API request latency",
             ["method", "endpoint"], registry=r,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 90))
+        self.loop_lag = Histogram(
+            "fluxbot_event_loop_lag_seconds", "How late the event loop ran a timer: a busy "
+            "loop makes every member wait", registry=r,
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
         self.replicate_errors = Counter(
             "fluxbot_replicate_errors", "Replicate API answers that were not 2xx, by status "
             "(0: no answer)", ["status"], registry=r)
@@ -43,6 +48,14 @@ class Metrics:
         self.replicate_seconds.labels(method, endpoint).observe(seconds)
         if status is None or status >= 400:
             self.replicate_errors.labels(str(status or 0)).inc()
+
+    async def watch_loop_lag(self, interval: float = 0.05) -> None:
+        """Run forever: how much later than asked the loop wakes a sleeper."""
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(interval)
+            self.loop_lag.observe(max(0.0, loop.time() - started - interval))
 
     def job_ended(self, outcome: str, delivered: int, refunded: int) -> None:
         self.generations.labels(outcome).inc()

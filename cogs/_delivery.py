@@ -158,6 +158,17 @@ class DiscordReporter:
                 pass
         return len(files)
 
+    async def annotate(self, job: Generation, result: GenerationResult) -> None:
+        from cogs.buttons import result_view
+
+        embed = result_embed(self.locale, job, seed=result.seed, elapsed=result.elapsed,
+                             cost=result.cost, filtered=result.outputs.missing)
+        try:  # the embed only: the attachments stay as posted
+            await self._edit(embed=embed, view=result_view(job.id, self.locale))
+        except discord.HTTPException as exc:
+            log.warning("job %d: cost not shown (%s)", self.job_id, exc.status,
+                        extra={"job": self.job_id})
+
     async def fail(self, job: Generation, error: UserError, refunded: int) -> None:
         title = _t("imagine.canceled_title" if error.key == "replicate.canceled"
                    else "imagine.failed_title", self.locale)

@@ -210,12 +210,14 @@ class ReplicateClient:
         return await self._json("POST", "predictions", prediction_id, "cancel", idempotent=True)
 
     async def follow(self, prediction: Prediction, *, deadline: float,
-                     on_update: Update | None = None) -> Prediction:
-        """Poll until `prediction` is terminal; cancel it and raise `PredictionTimeout` once
-        `deadline` (on `clock`) passes. Transient failures are polled through."""
+                     on_update: Update | None = None, until_outputs: bool = False
+                     ) -> Prediction:
+        """Poll until `prediction` is terminal (or, with `until_outputs`, until its outputs
+        are all there); cancel it and raise `PredictionTimeout` once `deadline` (on `clock`)
+        passes. Transient failures are polled through."""
         seen = (prediction.status, prediction.logs, len(prediction.output))
         poll = 0
-        while not prediction.terminal:
+        while not prediction.terminal and not (until_outputs and outputs_ready(prediction)):
             remaining = deadline - self.clock()
             if remaining <= 0:
                 canceled = await self.cancel_quietly(prediction.id)
@@ -264,11 +266,14 @@ class ReplicateClient:
         deadline: float | None = None,
         on_created: Update | None = None,
         on_update: Update | None = None,
+        until_outputs: bool = False,
     ) -> Prediction:
         """Create a prediction (or pick up `resume_id`) and follow it to a successful end.
 
-        Raises `ModelError` (failed), `PredictionCanceled` (canceled/aborted),
-        `PredictionTimeout`, or the API error that stopped it.
+        With `until_outputs`, return as soon as every output is there, which `Prefer: wait`
+        reports while the status still says `processing` (follow it to its end with `finish`
+        for the metrics). Raises `ModelError` (failed), `PredictionCanceled`
+        (canceled/aborted), `PredictionTimeout`, or the API error that stopped it.
         """
         async with self.slot():
             if deadline is None:
@@ -279,8 +284,14 @@ class ReplicateClient:
                 prediction = await self._create_or_orphan(input or {})
                 await _call(on_created, prediction)
             await _call(on_update, prediction)
-            prediction = await self.follow(prediction, deadline=deadline, on_update=on_update)
-        return ensure_succeeded(prediction)
+            prediction = await self.follow(prediction, deadline=deadline, on_update=on_update,
+                                           until_outputs=until_outputs)
+        return prediction if outputs_ready(prediction) else ensure_succeeded(prediction)
+
+    async def finish(self, prediction: Prediction) -> Prediction:
+        """Follow a prediction whose outputs were taken early to its terminal status."""
+        deadline = self.clock() + self.timeout_seconds
+        return ensure_succeeded(await self.follow(prediction, deadline=deadline))
 
 
     async def _create_or_orphan(self, input: dict[str, Any]) -> Prediction:
@@ -310,6 +321,12 @@ class ReplicateClient:
         """Wait briefly for orphaned creates to be canceled (at shutdown)."""
         if self._orphans:
             await asyncio.wait(list(self._orphans), timeout=5)
+
+
+def outputs_ready(prediction: Prediction) -> bool:
+    """Still `processing`, but every output is there: flux-dev-lora returns its list of files
+    at once, so they are final."""
+    return prediction.status == "processing" and bool(prediction.output)
 
 
 def ensure_succeeded(prediction: Prediction) -> Prediction:

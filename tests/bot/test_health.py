@@ -45,5 +45,6 @@ async def test_metrics_count_generations_credits_and_replicate_calls(start_stack
     assert "fluxbot_credits_refunded_total 1.0" in lines
     assert 'fluxbot_replicate_errors_total{status="429"} 1.0' in lines
     assert "fluxbot_jobs_queued 0.0" in lines and "fluxbot_jobs_in_flight 0.0" in lines
+    assert any(line.startswith("fluxbot_event_loop_lag_seconds_count ") for line in lines)
     assert any(line.startswith('fluxbot_replicate_request_seconds_count{endpoint="predictions",'
                                'method="POST"}') for line in lines)

@@ -380,3 +380,24 @@ async def test_server_limits_shape_the_command(start_stack):
     assert options["steps"]["max_value"] == 30
     assert options["prompt"]["max_length"] == 500
     assert options["image"]["type"] == 11
+
+
+async def test_images_are_posted_on_their_outputs_and_the_cost_added_after(stack):
+    # like the real API: `Prefer: wait` answers with every output while still `processing`
+    stack.replicate.scenario = Scenario(duration=0.1, output_while_processing=True,
+                                        finish_lag=0.002)  # ends before the next poll
+    sent = await stack.discord.slash("imagine", {"prompt": "x", "num_outputs": 2})
+    posted = await stack.discord.wait_for(
+        lambda: (m := stack.discord.message_for(sent)) and m["attachments"] and m)
+    (prediction,) = stack.replicate.predictions.values()
+    await stack.bot.runner.idle()
+    message = stack.discord.message_for(sent)
+    fields = {f["name"]: f["value"] for f in message["embeds"][0]["fields"]}
+    assert fields["Estimated cost"] == "$0.0101"
+    assert message["attachments"] == posted["attachments"]  # kept by the cost edit
+    assert [r.method for r in stack.replicate.requests if "/files/" not in r.path] == [
+        "POST", "GET"]  # two calls per generation
+    job = (await stack.bot.storage.history.page(message_guild(message),
+                                                stack.discord.member.id)).items[0]
+    assert job.status == "succeeded" and job.predict_time == 7.25 and job.cost is not None
+    assert prediction.status == "succeeded"

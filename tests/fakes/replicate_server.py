@@ -82,6 +82,7 @@ class Scenario:
     data_removed: bool = False  # the finished prediction already had its data deleted
     image_size: tuple[int, int] | None = None  # default: the aspect ratio's size / 16
     predict_time: float = 7.25
+    finish_lag: float | None = None  # time mode: seconds from outputs to `succeeded`
 
 
 @dataclass
@@ -148,6 +149,8 @@ class FakePrediction:
         self.data_removed = False
         self.step = 0
         self.bar_done = -1
+        self.ready_at: float | None = None  # monotonic: outputs available (or the end)
+        self.terminal_at: float | None = None  # monotonic: terminal status reached
         self.cancel_at = time.monotonic() + cancel_after if cancel_after else None
         self.changed = asyncio.Event()
         self.steps = int(data.get("num_inference_steps", 28))
@@ -174,7 +177,8 @@ class FakePrediction:
     async def _run(self) -> None:
         delay = (self.scenario.duration or 0) / self._last_frame()
         while not self.terminal:
-            await asyncio.sleep(delay)
+            lag = self.scenario.finish_lag
+            await asyncio.sleep(lag if lag is not None and self.output else delay)
             self.advance()
 
     def _bar(self, done: int) -> str:
@@ -289,6 +293,10 @@ class FakePrediction:
         self._changed()
 
     def _changed(self) -> None:
+        if self.ready_at is None and (self.output or self.terminal):
+            self.ready_at = time.monotonic()
+        if self.terminal_at is None and self.terminal:
+            self.terminal_at = time.monotonic()
         self.changed.set()
         self.changed = asyncio.Event()
 

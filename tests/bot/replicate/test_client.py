@@ -361,3 +361,14 @@ async def test_canceled_while_the_create_is_held_the_prediction_is_canceled_too(
     await client.close()  # waits for the orphaned create to come back
     (prediction,) = fake.predictions.values()
     assert prediction.status == "canceled"
+
+
+async def test_until_outputs_returns_when_they_are_all_there(fake: FakeReplicate, make_client):
+    fake.scenario = Scenario(duration=0.2, output_while_processing=True, finish_lag=0.05)
+    client = make_client(real_time=True, wait_seconds=30)
+    early = await client.run({"prompt": "x", "num_outputs": 2}, until_outputs=True)
+    assert early.status == "processing" and len(early.output) == 2
+    assert len(fake.requests) == 1  # the create alone
+    final = await client.finish(early)
+    assert final.status == "succeeded" and final.predict_time == 7.25
+    assert len(fake.calls("GET")) >= 1
