@@ -68,7 +68,10 @@ class FluxBot(commands.Bot):
         from cogs._ui import CatalogueTranslator, report_error
 
         self.storage = await Storage.open(self.config.storage.database, self.config.quota)
-        self.http_session = aiohttp.ClientSession()
+        # each prediction in flight may hold a connection (`Prefer: wait`), downloads need more
+        slots = self.config.replicate.max_concurrent
+        self.http_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=2 * slots + 20, limit_per_host=0))
         self.replicate = ReplicateClient.from_settings(
             self.http_session, self.config.replicate, observer=self.metrics.replicate_request)
         self.runner = JobRunner(self.storage, self.replicate, self.http_session,
@@ -177,8 +180,22 @@ async def _serve(bot: FluxBot, token: str) -> None:
     await bot.close()  # `async with` skips it once discord.py says closed; ours may still run
 
 
+def _more_open_files() -> None:
+    """Raise the soft limit on open files to the hard one: a thousand predictions in flight
+    hold a thousand connections."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def run_bot(config: Config, *, sync_commands: bool = False) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code."""
+    _more_open_files()
     use_endpoints(config)
     bot = FluxBot(config, sync_commands=sync_commands)
     try:

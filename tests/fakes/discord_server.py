@@ -78,6 +78,7 @@ class Sent:
     sent_at: float
     data: dict[str, Any]
     callbacks: list[Call] = field(default_factory=list)
+    too_late: bool = False  # the bot answered after Discord's 3 s
 
     @property
     def answered_in(self) -> float | None:
@@ -475,6 +476,7 @@ class FakeDiscord(LoopbackServer):
         if sent.callbacks:
             return _error(400, 40060, "Interaction has already been acknowledged.")
         if time.monotonic() - sent.sent_at > self.deadline or token in self.expired_tokens:
+            sent.too_late = True
             return _error(404, 10062, "Unknown interaction")
         kind = body["type"]
         data = body.get("data") or {}
