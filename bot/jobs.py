@@ -232,6 +232,8 @@ class JobRunner:
             show(JobState(job_id, "queued", position=place), force=True)
 
         def on_update(prediction: Prediction) -> None:
+            if prediction.output:
+                return  # the images follow at once: an edit now would only cost a call
             stage = "processing" if prediction.status == "processing" else "starting"
             show(JobState(job_id, stage, progress=prediction.progress,
                           elapsed=self.clock() - started), force=prediction.terminal)

@@ -48,6 +48,7 @@ class DiscordReporter:
         self.token = token
         self.token_at = token_at
         self.upload_limit = upload_limit or DEFAULT_UPLOAD_LIMIT
+        self._generation: Generation | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -79,10 +80,16 @@ class DiscordReporter:
 
     # -- Reporter ---------------------------------------------------------------------------
 
+    async def _job(self) -> Generation | None:
+        """The job's record: read once, its prompt and options never change."""
+        if self._generation is None:
+            self._generation = await self.bot.storage.history.get(self.job_id)
+        return self._generation
+
     async def update(self, state: JobState) -> None:
         from cogs.buttons import cancel_view
 
-        job = await self.bot.storage.history.get(self.job_id)
+        job = await self._job()
         if job is None:
             return
         if state.stage == "queued":

@@ -1,0 +1,29 @@
+"""The benchmark still runs end to end (its figures are read by people, never asserted)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def test_the_benchmark_runs_and_reports(tmp_path: Path):
+    out = tmp_path / "results.json"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench", "--quick", "--out", str(out), cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, stderr.decode()[-3000:]
+    results = json.loads(out.read_text())
+    (burst,) = results["bursts"]
+    assert burst["jobs"] == burst["posted"] == 5
+    assert set(burst["latency_ms"]) == {"p50", "p95", "p99"}
+    assert results["quota"]["reservations"] == 4000
+    assert set(results["detection"]) == {"flux-lora-bot", "replicate (create + wait)",
+                                         "replicate (async_run)"}
+    assert b"terminal" in stdout and b"quota reservations per second" in stdout
