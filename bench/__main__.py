@@ -115,6 +115,9 @@ async def burst(discord: FakeDiscord, replicate: FakeReplicate, bot: BotProcess,
 
     await discord.wait_for(all_posted, timeout=duration * 3 + 120)
     wall = time.monotonic() - started
+    ours = [p for p in replicate.predictions.values() if p.input["prompt"].startswith(tag)]
+    # images go out on the outputs; `succeeded` follows (the bot's last poll sees it)
+    await replicate.wait_for(lambda: all(p.terminal for p in ours), timeout=60)
     lag_after = histogram(await bot.metrics(), "fluxbot_event_loop_lag_seconds")
     predictions = {p.input["prompt"].split()[0]: p for p in replicate.predictions.values()
                    if p.input["prompt"].startswith(tag)}
