@@ -94,7 +94,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 # -- run ------------------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = _load(args.config, missing_ok=False)
+    path = args.config or default_path()
+    if args.config is None and not Path(path).exists():
+        print(t("cli.config_missing", None, path=path), file=sys.stderr)
+    config = _load(args.config, missing_ok=args.config is None)
     config.require("discord.token", "replicate.api_token")
     setup_logging(config.logging.level, config.logging.format, config.secrets())
     from bot.discord_bot import run_bot

@@ -167,3 +167,12 @@ async def test_generate_reports_filtered_images(tmp_path: Path, fake: FakeReplic
 async def test_no_command_prints_help():
     code, _, err = await cli()
     assert code == 2 and "check-config" in err
+
+
+async def test_run_without_a_config_file_names_what_is_missing(tmp_path: Path):
+    code, _, err = await cli("run", cwd=tmp_path)
+    assert code == 2
+    assert err.splitlines()[0] == "no config file at config.toml; using defaults"
+    assert err.splitlines()[1].startswith("discord.token: missing")
+    code, _, err = await cli("run", "--config", str(tmp_path / "none.toml"))
+    assert code == 2 and "file not found" in err
