@@ -275,3 +275,16 @@ async def test_the_ledger_adds_up(open_storage, clock):
         assert net[0] == count
         assert (await storage.history.get(job_id)).images_delivered == count
     assert len(await storage.history.in_flight()) == len(open_jobs)
+
+
+async def test_an_abandoned_reservation_is_given_back(open_storage):
+    storage = await open_storage(daily=5)
+    waiting = [asyncio.ensure_future(storage.quota.reserve(request())) for _ in range(3)]
+    await asyncio.sleep(0)  # all three are in one batch now
+    waiting[1].cancel()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert isinstance(results[1], asyncio.CancelledError)
+    while storage.quota._cleanup:  # the refund of the abandoned one
+        await asyncio.gather(*storage.quota._cleanup)
+    status = await storage.quota.status(GUILD, 1)
+    assert status.periods[0].used == 2 and status.in_flight == 2
