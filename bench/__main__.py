@@ -184,6 +184,9 @@ async def detection(replicate: FakeReplicate, n: int, duration: float) -> dict[s
         done: dict[str, float] = {}
 
         async def one(i: int) -> None:
+            # staggered, so that predictions end one by one: this measures detection, not a
+            # burst of simultaneous endings in this one process
+            await asyncio.sleep(i * duration / n)
             prediction_id = await run(f"{name}-{i}")
             done[prediction_id] = time.monotonic()
 
