@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+import random
 import signal
 import socket
 import sys
@@ -179,7 +180,11 @@ async def detection(replicate: FakeReplicate, n: int, duration: float) -> dict[s
     results: dict[str, Any] = {}
 
     async def measure(name: str, run: Any) -> None:
-        replicate.scenario = scenario(duration)
+        # durations vary as real ones do (the same seeded draw for every client): a fixed
+        # one would line up with a fixed poll interval and bias the comparison
+        draw = random.Random(7)
+        replicate.next_scenarios = [scenario(duration * draw.uniform(0.75, 1.25))
+                                    for _ in range(n)]
         before = len(replicate.requests)
         done: dict[str, float] = {}
 
