@@ -163,8 +163,14 @@ class JobRunner:
         task = asyncio.create_task(self._run(job_id, options, reporter, resume_id),
                                    name=f"job-{job_id}")
         self.tasks[job_id] = task
-        task.add_done_callback(lambda _: self.tasks.pop(job_id, None))
+        task.add_done_callback(lambda _: self._forget(job_id))
         return task
+
+    def _forget(self, job_id: int) -> None:
+        """A job's task ended: drop what was kept for it (the bot runs for months)."""
+        self.tasks.pop(job_id, None)
+        self._predictions.pop(job_id, None)
+        self._canceled.discard(job_id)
 
     async def cancel(self, job_id: int) -> bool:
         """Cancel a queued or running job (credits refunded); False if it is not running."""

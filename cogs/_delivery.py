@@ -6,6 +6,7 @@ requester (and nobody else)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import time
@@ -101,7 +102,7 @@ class DiscordReporter:
             line = f"`{bar(p)}` {p.step}/{p.total} ({p.percent}%)" if p.total else bar(p)
             description = (f"{shown(job.prompt, 900)}\n\n{line}\n"
                            + _t("imagine.elapsed", self.locale, seconds=f"{state.elapsed:.0f}"))
-        embed = job_embed(self.locale, job, title=title, colour=discord.Colour.blurple(),
+        embed = job_embed(self.locale, job.id, title=title, colour=discord.Colour.blurple(),
                           description=description)
         try:
             await self._edit(embed=embed, view=cancel_view(self.job_id, self.locale))
@@ -118,14 +119,14 @@ class DiscordReporter:
             return None
         return len(message.attachments) or None
 
-    def _files(self, result: GenerationResult) -> list[discord.File]:
+    async def _files(self, result: GenerationResult) -> list[discord.File]:
         outputs = result.outputs.files
         budget = int(self.upload_limit * 0.98) // max(1, len(outputs))
         files = []
         for number, output in enumerate(outputs, start=1):
             data, kind = output.data, output.content_type
-            if len(data) > budget:
-                data, kind = fit(data, budget)
+            if len(data) > budget:  # re-encoding takes CPU: not on the event loop
+                data, kind = await asyncio.to_thread(fit, data, budget)
             name = f"flux-{self.job_id}-{number}.{extension(kind)}"
             files.append(discord.File(io.BytesIO(data), filename=name))
         return files
@@ -133,7 +134,7 @@ class DiscordReporter:
     async def deliver(self, job: Generation, result: GenerationResult) -> int:
         from cogs.buttons import result_view
 
-        files = self._files(result)
+        files = await self._files(result)
         embed = result_embed(self.locale, job, seed=result.seed, elapsed=result.elapsed,
                              cost=result.cost, filtered=result.outputs.missing)
         view = result_view(job.id, self.locale)
@@ -157,7 +158,7 @@ class DiscordReporter:
         await self.bot.storage.history.set_message(job.id, message.id)
         if old is not None:
             try:
-                done = job_embed(self.locale, job, title=_t("imagine.done_title", self.locale),
+                done = job_embed(self.locale, job.id, title=_t("imagine.done_title", self.locale),
                                  colour=discord.Colour.green(),
                                  description=_t("imagine.posted_below", self.locale))
                 await self._channel().get_partial_message(old).edit(embed=done, view=None)
@@ -181,7 +182,7 @@ class DiscordReporter:
                    else "imagine.failed_title", self.locale)
         text = error.message(self.locale) + "\n" + _t("imagine.refunded", self.locale,
                                                       count=refunded)
-        embed = job_embed(self.locale, job, title=title, colour=discord.Colour.red(),
+        embed = job_embed(self.locale, job.id, title=title, colour=discord.Colour.red(),
                           description=f"{shown(job.prompt, 500)}\n\n{text}")
         if self.message_id is not None:
             try:

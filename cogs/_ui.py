@@ -142,11 +142,10 @@ def bar(progress: Progress, width: int = 16) -> str:
     return "▰" * done + "▱" * (width - done)
 
 
-def job_embed(locale: str, job: Generation, *, title: str, colour: discord.Colour,
-              description: str | None = None) -> discord.Embed:
-    embed = discord.Embed(title=title, colour=colour,
-                          description=description or shown(job.prompt, 1000))
-    embed.set_footer(text=translate("imagine.footer", locale, job=job.id))
+def job_embed(locale: str, job_id: int, *, title: str, colour: discord.Colour,
+              description: str) -> discord.Embed:
+    embed = discord.Embed(title=title, colour=colour, description=description)
+    embed.set_footer(text=translate("imagine.footer", locale, job=job_id))
     return embed
 
 

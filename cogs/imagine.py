@@ -16,7 +16,7 @@ from bot.model import ASPECT_RATIOS, MAX_SEED, OUTPUT_FORMATS, GenerationOptions
 from bot.storage.quota import Interaction, JobRequest
 from bot.text import clean, fold
 from cogs._delivery import DiscordReporter
-from cogs._ui import NO_PINGS, cmd, job_embed, locale_of, shorten, tr
+from cogs._ui import NO_PINGS, cmd, job_embed, locale_of, role_ids, shorten, shown, tr
 
 if TYPE_CHECKING:
     from bot.discord_bot import FluxBot
@@ -213,12 +213,11 @@ class Imagine(commands.Cog):
         self.check_place(interaction)
         options, lora = await self.compose(interaction, given, base)
         member = interaction.user
-        role_ids = tuple(r.id for r in getattr(member, "roles", []))
         locale = locale_of(interaction)
         reservation = await self.bot.storage.quota.reserve(JobRequest(
             guild_id=interaction.guild_id or 0, channel_id=interaction.channel_id or 0,
             user_id=member.id, prompt=options.prompt, options=options.to_dict(),
-            images=options.num_outputs, role_ids=role_ids, lora=options.lora,
+            images=options.num_outputs, role_ids=role_ids(member), lora=options.lora,
             lora_scale=options.lora_scale if options.lora else None, parent_id=parent_id,
             interaction=Interaction(application_id=interaction.application_id,
                                     token=interaction.token,
@@ -226,12 +225,12 @@ class Imagine(commands.Cog):
                                     locale=locale,
                                     upload_limit=interaction.filesize_limit)))
         job_id = reservation.job_id
-        job = await self.bot.storage.history.get(job_id)
-        assert job is not None and self.bot.runner is not None
+        assert self.bot.runner is not None
         from cogs.buttons import cancel_view
 
-        embed = job_embed(locale, job, title=tr(locale, "imagine.accepted_title"),
-                          colour=discord.Colour.blurple())
+        embed = job_embed(locale, job_id, title=tr(locale, "imagine.accepted_title"),
+                          colour=discord.Colour.blurple(),
+                          description=shown(options.prompt, 1000))
         try:
             response = await interaction.response.send_message(
                 embed=embed, view=cancel_view(job_id, locale), allowed_mentions=NO_PINGS)
