@@ -9,6 +9,7 @@ import contextlib
 import logging
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import discord
@@ -16,20 +17,21 @@ import yarl
 from discord.ext import commands
 
 from bot.config import Config
+from bot.discord_tree import FluxTree
 from bot.health import HealthServer
-from bot.i18n import resolve, set_default_locale
+from bot.i18n import set_default_locale
 from bot.jobs import JobRunner
 from bot.metrics import Metrics
-from bot.model import GenerationOptions
 from bot.replicate.client import ReplicateClient
 from bot.storage import Storage
-from bot.storage.history import Generation, InFlightJob
 
 log = logging.getLogger(__name__)
 
+# in order; `cogs.jobs` last, as it resumes the jobs a previous run left (every button and
+# command must be there first)
 EXTENSIONS: tuple[str, ...] = (
-    "cogs.imagine", "cogs.buttons", "cogs.quota", "cogs.history", "cogs.settings",
-    "cogs.loras", "cogs.mod", "cogs.help",
+    "cogs.core", "cogs.imagine", "cogs.buttons", "cogs.quota", "cogs.history",
+    "cogs.settings", "cogs.loras", "cogs.mod", "cogs.help", "cogs.jobs",
 )
 
 
@@ -48,6 +50,7 @@ class FluxBot(commands.Bot):
 
     def __init__(self, config: Config, *, sync_commands: bool = False, **options: Any) -> None:
         options.setdefault("chunk_guilds_at_startup", False)
+        options.setdefault("tree_cls", FluxTree)
         super().__init__(command_prefix=commands.when_mentioned,
                          intents=discord.Intents(guilds=True), help_command=None,
                          allowed_mentions=discord.AllowedMentions.none(), **options)
@@ -65,8 +68,6 @@ class FluxBot(commands.Bot):
         set_default_locale(config.discord.default_locale)
 
     async def setup_hook(self) -> None:
-        from cogs._ui import CatalogueTranslator, report_error
-
         self.storage = await Storage.open(self.config.storage.database, self.config.quota)
         # each prediction in flight may hold a connection (`Prefer: wait`), downloads need more
         slots = self.config.replicate.max_concurrent
@@ -76,24 +77,27 @@ class FluxBot(commands.Bot):
             self.http_session, self.config.replicate, observer=self.metrics.replicate_request)
         self.runner = JobRunner(self.storage, self.replicate, self.http_session,
                                 cost_per_second=self.config.replicate.cost_per_second,
-                                metrics=self.metrics)
+                                metrics=self.metrics, image_hosts=self.image_hosts())
         self._lag_watch = asyncio.create_task(self.metrics.watch_loop_lag())
         if self.config.http.listen:
             self.health = HealthServer(self.config.http.listen, self.metrics,
                                        gateway=lambda: self.gateway_up and not self.is_closed(),
                                        database=self.database_answers)
             await self.health.start()
-        self.tree.on_error = report_error  # type: ignore[method-assign,assignment]
-        await self.tree.set_translator(CatalogueTranslator())
-        for extension in EXTENSIONS:
-            await self.load_extension(extension)
-        if self.sync_commands:
-            await self.sync_app_commands()
-        # before the gateway connects: no new job can be mistaken for one left in flight
+        # before the gateway connects (`cogs.jobs` resumes the jobs left in flight as it
+        # loads): no new job can be mistaken for one left by a previous run
         try:
-            await self.resume_jobs()
+            for extension in EXTENSIONS:
+                await self.load_extension(extension)
         finally:
             self.resumed.set()
+        if self.sync_commands:
+            await self.sync_app_commands()
+
+    def image_hosts(self) -> tuple[str, ...]:
+        """Where input images may be fetched from besides Discord's CDN: the configured REST
+        base's own host (a proxy, or the tests' loopback Discord)."""
+        return (urlsplit(self.config.discord.api_base).netloc,)
 
     async def sync_app_commands(self) -> None:
         """Register the slash commands: to `guild_ids` (instant) or globally."""
@@ -116,33 +120,10 @@ class FluxBot(commands.Bot):
 
     async def on_disconnect(self) -> None:
         self.gateway_up = False
-        self._lag_watch: asyncio.Task[None] | None = None
 
     async def database_answers(self) -> bool:
         row = await self.storage.db.fetchone("SELECT 1")
         return row is not None and row[0] == 1
-
-    async def resume_jobs(self) -> int:
-        """Follow again the jobs a previous run left, posting each result once."""
-        from cogs._delivery import DiscordReporter
-
-        async def reporter(entry: InFlightJob) -> DiscordReporter:
-            job = entry.generation
-            return DiscordReporter(
-                self, job_id=job.id, user_id=job.user_id, channel_id=job.channel_id,
-                message_id=job.message_id, locale=resolve(entry.locale),
-                application_id=entry.application_id, token=entry.interaction_token,
-                token_at=entry.interaction_at, upload_limit=entry.upload_limit)
-
-        def options(job: Generation) -> GenerationOptions:
-            fields = GenerationOptions.__dataclass_fields__
-            return GenerationOptions(**{k: v for k, v in job.options.items() if k in fields})
-
-        assert self.runner is not None
-        count = await self.runner.resume_all(reporter, options)
-        if count:
-            log.info("resumed %d job(s) left in flight", count)
-        return count
 
     async def close(self) -> None:
         """Stop taking jobs, keep the state of those in flight, close everything. Called by

@@ -53,6 +53,15 @@ async def generate(
     prediction = await client.run(to_api_input(options), resume_id=resume_id,
                                   on_created=on_created, on_update=on_update,
                                   until_outputs=early)
+    return await collect(client, options, prediction, started=started,
+                         cost_per_second=cost_per_second, max_bytes=max_bytes, clock=clock)
+
+
+async def collect(client: ReplicateClient, options: GenerationOptions, prediction: Prediction,
+                  *, started: float, cost_per_second: float = 0.0,
+                  max_bytes: int = DEFAULT_MAX_BYTES,
+                  clock: Callable[[], float] = time.monotonic) -> GenerationResult:
+    """Download the images of a prediction whose outputs are all there."""
     outputs = await download_outputs(client, prediction, requested=options.num_outputs,
                                      max_bytes=max_bytes)
     seed = prediction.progress.seed if prediction.progress.seed is not None else options.seed

@@ -19,6 +19,7 @@ _DIR = Path(__file__).with_name("locales")
 _ALIASES = {"zh": "zh-CN", "zh-CN": "zh-CN", "zh-TW": "zh-CN", "zh-HK": "zh-CN"}
 
 _default_locale = FALLBACK
+MAX_ECHO = 300  # characters of one value a message repeats
 
 
 def set_default_locale(locale: str) -> None:
@@ -65,6 +66,9 @@ def translate(key: str, locale: str | None = None, /, **params: Any) -> str:
     template = messages.get(key) or catalogue(FALLBACK).get(key)
     if template is None:
         return key
+    # a value echoed back (a refused option, a LoRA) is shortened: a message must fit Discord
+    params = {k: (v[:MAX_ECHO - 1] + "…" if isinstance(v, str) and len(v) > MAX_ECHO else v)
+              for k, v in params.items()}
     try:
         return template.format(**params)
     except (KeyError, IndexError, ValueError):

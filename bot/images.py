@@ -1,6 +1,28 @@
-"""What kind of image a blob of bytes really is, whatever its name or header claims."""
+"""What kind of image a blob of bytes really is, whatever its name or header claims; where the
+bot may fetch one from; and re-encoding within a size, never decoding more than a bounded
+number of pixels."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+# where Discord serves attachments; the bot fetches an input image from nowhere else
+DISCORD_CDN_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
+MAX_PIXELS = 64_000_000  # a 4× upscale of Flux's largest output is ~16 MP; a bomb is refused
+
+
+def fetchable(url: str, extra_netlocs: Iterable[str] = ()) -> bool:
+    """Whether the bot may download `url`: Discord's CDN over https, or one of `extra_netlocs`
+    (`host:port` of a configured Discord API base, e.g. a proxy or the tests' loopback)."""
+    try:
+        parts = urlsplit(url)
+        host, netloc = (parts.hostname or "").lower(), parts.netloc.lower()
+    except ValueError:
+        return False
+    if parts.scheme == "https" and host in DISCORD_CDN_HOSTS and "@" not in netloc:
+        return True
+    return parts.scheme in ("http", "https") and netloc in {n.lower() for n in extra_netlocs}
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 
@@ -22,6 +44,33 @@ def extension(content_type: str) -> str:
     return EXTENSIONS.get(content_type, "bin")
 
 
+def dimensions(data: bytes) -> tuple[int, int] | None:
+    """Width and height from the header alone (nothing decoded); None if unreadable."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def _open_bounded(data: bytes):  # type: ignore[no-untyped-def]
+    """Open an image, refusing (ValueError) one with more than `MAX_PIXELS` pixels before any
+    of it is decoded: a small file can expand to gigabytes."""
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    if image.width * image.height > MAX_PIXELS:
+        image.close()
+        raise ValueError(f"{image.width}×{image.height} pixels is more than {MAX_PIXELS}")
+    return image
+
+
 MAX_INPUT_SIDE = 1440  # the model scales img2img inputs down to this anyway
 
 
@@ -39,7 +88,7 @@ def to_data_uri(data: bytes, max_side: int = MAX_INPUT_SIDE) -> str:
     if kind is None:
         raise ValueError("not a PNG, JPEG, WebP or GIF image")
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with _open_bounded(data) as image:
             image.load()
             if max(image.size) > max_side or kind == "image/gif":
                 image.thumbnail((max_side, max_side))
@@ -66,7 +115,7 @@ def fit(data: bytes, max_bytes: int) -> tuple[bytes, str]:
     kind = sniff(data) or "application/octet-stream"
     if len(data) <= max_bytes:
         return data, kind
-    with Image.open(io.BytesIO(data)) as original:
+    with _open_bounded(data) as original:
         image = original.convert("RGBA" if original.mode in ("RGBA", "LA", "P") else "RGB")
     scale = 1.0
     while True:

@@ -1,57 +1,72 @@
-"""Running jobs: queue, follow, deliver, settle. No Discord here: a `Reporter` shows the job
-wherever it lives (a Discord message, a terminal), so the flow is the same for every front end.
+"""Running jobs: queue, create, follow, deliver, settle. No Discord here: a `Reporter` shows the
+job wherever it lives (a Discord message, a terminal), so the flow is the same for every front end.
 
-    reserve (quota) -> JobRunner.start -> queue slot -> Replicate -> reporter.deliver
-                    -> commit delivered / refund the rest
+    reserve (quota) -> start -> queued -> creating -> running -> delivering -> commit / refund
 
-A job always ends settled: delivered images are charged, everything else refunded. A job
-interrupted by a shutdown keeps its state and is resumed at the next start.
+What holds whatever happens, at every step (tests/test_fault_matrix.py walks them):
+- a job ends settled: the images it posted are charged, everything else is refunded;
+- a prediction that Replicate bills ends posted once or canceled: before the create is sent, the
+  job's input (with a seed the bot chose) and the instant are written down, so a prediction
+  whose id never came back (a crash, a reset, a cancel while `Prefer: wait` holds the create)
+  is found again in the account's list;
+- a cancel (member or moderator) stops the prediction at Replicate; one that had finished
+  before the cancel arrived is posted and charged. Once the images are in, cancels are refused:
+  the job is delivering;
+- a stop lets held creates and deliveries finish within a grace period, creates nothing new, and
+  leaves every other job as it is for the next start, which follows it again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import enum
 import logging
+import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
 from bot.errors import OptionError, UserError
-from bot.generation import GenerationResult, estimate_cost, finish_generation, generate
-from bot.images import sniff
+from bot.generation import GenerationResult, collect, estimate_cost, finish_generation
+from bot.images import fetchable, sniff
+from bot.job_queue import JobQueue, JobState, Left, Updates
 from bot.logs import current_job
 from bot.metrics import Metrics
-from bot.model import GenerationOptions
-from bot.replicate.client import ReplicateClient
+from bot.model import MAX_SEED, GenerationOptions, to_api_input
+from bot.replicate.client import ReplicateClient, ensure_succeeded, outputs_ready, read_capped
 from bot.replicate.errors import (
+    AnswerTooLarge,
+    NotFoundError,
     PredictionCanceled,
     PredictionError,
     PredictionTimeout,
     ReplicateError,
+    may_have_created,
 )
-from bot.replicate.prediction import Prediction, Progress
+from bot.replicate.prediction import Prediction
 from bot.storage import Storage
 from bot.storage.history import Generation, InFlightJob
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 EDIT_INTERVAL = 2.0
 MAX_INPUT_IMAGE = 20 * 1024 * 1024
+STOP_GRACE = 25.0  # seconds a stop waits for held creates and deliveries (compose: 30 s)
+
+QUEUED, CREATING, RUNNING, DELIVERING = "queued", "creating", "running", "delivering"
+
+__all__ = ["CancelOutcome", "JobQueue", "JobRunner", "JobState", "Reporter", "Resume"]
 
 
-@dataclass(frozen=True)
-class JobState:
-    """What a reporter shows while a job runs."""
-
-    job_id: int
-    stage: str  # queued | starting | processing
-    position: int = 0
-    progress: Progress = field(default_factory=Progress)
-    elapsed: float = 0.0
+class CancelOutcome(enum.StrEnum):
+    CANCELED = "canceled"        # stopped at Replicate or before it; credits refunded
+    DELIVERED = "delivered"      # it had finished before the cancel arrived: posted, charged
+    FINISHING = "finishing"      # its images are being posted: too late to cancel
+    NOT_RUNNING = "not_running"  # no such job runs here
 
 
 class Reporter(Protocol):
@@ -69,68 +84,43 @@ class Reporter(Protocol):
         """The images are posted; show the figures known only at the prediction's end."""
 
     async def fail(self, job: Generation, error: UserError, refunded: int) -> None:
-        """Tell the member the job ended without images and what was refunded."""
+        """Tell the member the job ended without images and what was refunded; never raises."""
 
 
-class JobQueue:
-    """At most `slots` jobs running; the rest wait in arrival order and hear their place."""
+@dataclass(frozen=True)
+class Resume:
+    """Where a job left by an earlier run stood: its prediction, or when its create left."""
 
-    def __init__(self, slots: int) -> None:
-        self.slots = slots
-        self.running = 0
-        self._waiting: list[tuple[int, asyncio.Future[None], Callable[[int], None]]] = []
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiting)
-
-    def positions(self) -> dict[int, int]:
-        return {job_id: i + 1 for i, (job_id, _, _) in enumerate(self._waiting)}
-
-    async def acquire(self, job_id: int, on_position: Callable[[int], None]) -> None:
-        if self.running < self.slots and not self._waiting:
-            self.running += 1
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((job_id, future, on_position))
-        on_position(len(self._waiting))
-        try:
-            await future
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
-                self.release()  # we were handed a slot as we were canceled: pass it on
-            else:
-                self._waiting = [w for w in self._waiting if w[1] is not future]
-                self._announce()
-            raise
-
-    def release(self) -> None:
-        if self._waiting:
-            _, future, _ = self._waiting.pop(0)
-            future.set_result(None)
-            self._announce()
-        else:
-            self.running -= 1
-
-    def _announce(self) -> None:
-        for place, (_, _, on_position) in enumerate(self._waiting, start=1):
-            on_position(place)
+    prediction_id: str | None = None
+    create_sent_at: float | None = None
 
 
-class Throttle:
-    """Pass an update through at most once per `interval`, always the latest."""
+class _Canceled(Exception):
+    """A cancel was asked while `create` (a held create, if any) was under way."""
 
-    def __init__(self, interval: float, clock: Callable[[], float]) -> None:
-        self.interval = interval
-        self.clock = clock
-        self.last = -float("inf")
+    def __init__(self, create: asyncio.Future[Prediction] | None = None) -> None:
+        super().__init__("canceled")
+        self.create = create
 
-    def ready(self, force: bool = False) -> bool:
-        now = self.clock()
-        if force or now - self.last >= self.interval:
-            self.last = now
-            return True
-        return False
+
+class _Settled(Exception):
+    """The job was settled by someone else (a moderator's cancel before it started)."""
+
+
+@dataclass(eq=False)
+class Job:
+    id: int
+    options: GenerationOptions
+    reporter: Reporter
+    resume: Resume | None = None
+    phase: str = QUEUED
+    prediction_id: str | None = None
+    create_sent_at: float | None = None
+    deadline: float = float("inf")
+    ended: bool = False  # the prediction reached a terminal status
+    slot: bool = False
+    outcome: CancelOutcome = CancelOutcome.CANCELED
+    cancel_asked: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class JobRunner:
@@ -139,29 +129,35 @@ class JobRunner:
     def __init__(self, storage: Storage, client: ReplicateClient,
                  session: aiohttp.ClientSession, *, cost_per_second: float = 0.0,
                  edit_interval: float = EDIT_INTERVAL, metrics: Metrics | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 image_hosts: Iterable[str] = (), grace: float = STOP_GRACE,
+                 clock: Callable[[], float] = time.monotonic,
+                 rand: random.Random | None = None) -> None:
         self.storage = storage
         self.client = client
         self.session = session
         self.cost_per_second = cost_per_second
         self.edit_interval = edit_interval
+        self.image_hosts = tuple(image_hosts)
+        self.grace = grace
         self.clock = clock
+        self.rand = rand or random.SystemRandom()
         self.queue = JobQueue(client.max_concurrent)
         self.metrics = metrics
         if metrics is not None:
             metrics.watch_queue(lambda: self.queue.waiting, lambda: self.queue.running)
         self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.jobs: dict[int, Job] = {}
         self.closing = False
-        self._canceled: set[int] = set()
-        self._predictions: dict[int, str] = {}
-        self._delivering: set[int] = set()
+        self._phase_changed = asyncio.Event()
+        self._canceled_early: set[int] = set()  # settled before their task started
 
     # -- control ----------------------------------------------------------------------------
 
     def start(self, job_id: int, options: GenerationOptions, reporter: Reporter, *,
-              resume_id: str | None = None) -> asyncio.Task[None]:
-        task = asyncio.create_task(self._run(job_id, options, reporter, resume_id),
-                                   name=f"job-{job_id}")
+              resume: Resume | None = None) -> asyncio.Task[None]:
+        job = Job(job_id, options, reporter, resume)
+        task = asyncio.create_task(self._run(job), name=f"job-{job_id}")
+        self.jobs[job_id] = job
         self.tasks[job_id] = task
         task.add_done_callback(lambda _: self._forget(job_id))
         return task
@@ -169,28 +165,62 @@ class JobRunner:
     def _forget(self, job_id: int) -> None:
         """A job's task ended: drop what was kept for it (the bot runs for months)."""
         self.tasks.pop(job_id, None)
-        self._predictions.pop(job_id, None)
-        self._canceled.discard(job_id)
+        self.jobs.pop(job_id, None)
+        self._phase(None)
 
-    async def cancel(self, job_id: int) -> bool:
-        """Cancel a queued or running job (credits refunded); False if it is not running."""
-        task = self.tasks.get(job_id)
-        if task is None or task.done():
-            return False
-        self._canceled.add(job_id)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(task)
-        return True
+    def _phase(self, job: Job | None, phase: str | None = None) -> None:
+        if job is not None and phase is not None:
+            job.phase = phase
+        self._phase_changed.set()
+        self._phase_changed = asyncio.Event()
 
-    async def shutdown(self, grace: float = 15.0) -> None:
-        """Stop taking jobs and stop following the running ones, keeping their state (and
-        their predictions running on Replicate) so the next start resumes them. Jobs already
-        posting their images are given `grace` seconds to finish and settle."""
+    def phase(self, job_id: int) -> str | None:
+        job = self.jobs.get(job_id)
+        return job.phase if job is not None else None
+
+    async def cancel(self, job_id: int) -> CancelOutcome:
+        """Ask a job to stop and wait for its end: canceled at Replicate and refunded, or
+        posted and charged when it had finished before the cancel arrived."""
+        job, task = self.jobs.get(job_id), self.tasks.get(job_id)
+        if job is None or task is None or task.done():
+            return CancelOutcome.NOT_RUNNING
+        if job.phase == DELIVERING:
+            return CancelOutcome.FINISHING
+        job.cancel_asked.set()
+        await asyncio.wait({task})
+        return job.outcome
+
+    async def cancel_stored(self, entry: InFlightJob, reporter: Reporter,
+                            options: GenerationOptions) -> CancelOutcome:
+        """Cancel a job in flight that has no task here: one canceled between its
+        reservation and its start (refunded, and it will not start), or one whose prediction
+        exists (followed again, so that the cancel ends it the usual way)."""
+        g = entry.generation
+        if g.id in self.jobs:
+            return await self.cancel(g.id)
+        if g.prediction_id is None and entry.create_sent_at is None:
+            self._canceled_early.add(g.id)  # a `start` from now on runs nothing
+            await self._refund(Job(g.id, options, reporter), UserError("replicate.canceled"))
+            return CancelOutcome.CANCELED
+        self.start(g.id, options, reporter, resume=Resume(g.prediction_id, entry.create_sent_at))
+        return await self.cancel(g.id)
+
+    async def shutdown(self, grace: float | None = None) -> None:
+        """Stop taking jobs and create nothing more. Held creates get `grace` seconds to
+        answer (their ids are kept) and deliveries to finish; then every job still running is
+        left as it is, its prediction running on Replicate, for the next start to follow."""
         self.closing = True
-        delivering = [t for job, t in self.tasks.items() if job in self._delivering]
-        if delivering:
-            await asyncio.wait(delivering, timeout=grace)
+        self.client.stop_creating()
+        self.queue.close()
+        deadline = self.clock() + (self.grace if grace is None else grace)
+        while any(j.phase in (CREATING, DELIVERING) for j in self.jobs.values()):
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(self._phase_changed.wait(), remaining)
+            except TimeoutError:
+                break
         tasks = list(self.tasks.values())
         for task in tasks:
             task.cancel()
@@ -206,158 +236,357 @@ class JobRunner:
 
     # -- one job ----------------------------------------------------------------------------
 
-    async def _check_image(self, url: str) -> None:
-        """The model fetches the image itself; make sure it is one first."""
+    async def _run(self, job: Job) -> None:
+        current_job.set(job.id)  # this task only: its log lines name the job
+        if job.id in self._canceled_early:
+            self._canceled_early.discard(job.id)
+            return
+        shown = Updates(job.reporter, self.edit_interval, self.clock)
         try:
-            async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=30)) as resp:
+            try:
+                result = await self._produce(job, shown)
+            finally:
+                if job.slot:
+                    job.slot = False
+                    self.queue.release()
+                await shown.close()  # no progress edit may land over what follows
+        except (asyncio.CancelledError, Left):
+            log.info("job %d left for the next start", job.id, extra={"job": job.id})
+            job.outcome = CancelOutcome.NOT_RUNNING
+            return
+        except _Settled:
+            return
+        except UserError as error:
+            await self._fail(job, error)
+            return
+        except Exception:
+            log.exception("job %d failed unexpectedly", job.id, extra={"job": job.id})
+            await self._fail(job, UserError("error.unexpected"))
+            return
+        await self._deliver(job, result)
+
+    async def _produce(self, job: Job, shown: Updates) -> GenerationResult:
+        """From the queue to a prediction whose images are all there, downloaded."""
+        def on_position(place: int) -> None:
+            shown.show(JobState(job.id, "queued", position=place))
+
+        started = self.clock()
+        try:
+            await self._unless_canceled(job, self.queue.acquire(job.id, on_position))
+            job.slot = True
+            if self.closing:
+                raise Left
+            started = self.clock()
+            prediction = await self._prediction(job, shown, started)
+            if not _ready(prediction):
+                prediction = await self._unless_canceled(
+                    job, self._follow(job, prediction, shown, started))
+        except _Canceled as canceled:
+            prediction = await self._end_at_replicate(job, canceled.create)
+        prediction = prediction if outputs_ready(prediction) else ensure_succeeded(prediction)
+        self._phase(job, DELIVERING)  # the images are in: cancels are refused from here
+        if job.slot:
+            job.slot = False
+            self.queue.release()
+        return await collect(self.client, job.options, prediction, started=started,
+                             cost_per_second=self.cost_per_second, clock=self.clock)
+
+    async def _prediction(self, job: Job, shown: Updates, started: float) -> Prediction:
+        """The job's prediction: followed again, found again, or created now."""
+        job.deadline = started + self.client.timeout_seconds
+        resume = job.resume
+        if resume is not None and resume.prediction_id is not None:
+            job.prediction_id = resume.prediction_id
+            self._phase(job, RUNNING)
+            posted = await job.reporter.already_delivered()
+            if posted is not None:  # posted before a crash, not yet settled
+                await self._commit(job, posted)
+                raise _Settled
+            return await self._unless_canceled(
+                job, self.client.get(resume.prediction_id, deadline=job.deadline))
+        if resume is not None and resume.create_sent_at is not None:
+            # created (or not) while nobody was looking: the account's list tells
+            job.create_sent_at = resume.create_sent_at
+            try:
+                found = await self._unless_canceled(job, self._find(job), keep=True)
+            except ReplicateError as error:
+                log.warning("job %d: cannot look for its prediction (%s); refunding", job.id,
+                            error.describe(), extra={"job": job.id})
+                raise UserError("imagine.restart_unknown") from error
+            if found is None:
+                raise UserError("imagine.restart_refund")
+            log.info("job %d: found its prediction %s after a restart", job.id, found.id,
+                     extra={"job": job.id})
+            await self._created(job, found)
+            return found
+        shown.show(JobState(job.id, "starting"))
+        if job.options.image and job.options.image.startswith("http"):
+            await self._unless_canceled(job, self._check_image(job.options.image))
+        options = job.options
+        if options.seed is None:  # ours, so that the input tells this job from any other
+            options = options.with_changes(seed=self.rand.randint(0, MAX_SEED))
+        sent_at = await self.storage.history.claim(job.id, options.to_dict())
+        if sent_at is None:  # settled meanwhile (a moderator's cancel): say so, create nothing
+            record = await self.storage.history.get(job.id)
+            if record is not None:
+                await job.reporter.fail(record, UserError("replicate.canceled"),
+                                        record.images_requested)
+            raise _Settled
+        job.options, job.create_sent_at = options, sent_at
+        if job.cancel_asked.is_set():
+            raise _Canceled
+        self._phase(job, CREATING)
+        prediction = await self._create(job)
+        await self._created(job, prediction)
+        return prediction
+
+    async def _create(self, job: Job) -> Prediction:
+        create = asyncio.ensure_future(self.client.create(to_api_input(job.options)))
+        create.add_done_callback(_consume)
+        try:
+            return await self._unless_canceled(job, create, keep=True)
+        except ReplicateError as error:
+            if not may_have_created(error):
+                raise
+            log.warning("job %d: create answered %s; looking for its prediction", job.id,
+                        error.describe(), extra={"job": job.id})
+            try:
+                found = await self._find(job)
+            except ReplicateError as lookup_error:
+                log.warning("job %d: cannot look (%s)", job.id, lookup_error.describe(),
+                            extra={"job": job.id})
+                found = None
+            if found is None:
+                raise
+            return found
+
+    async def _created(self, job: Job, prediction: Prediction) -> None:
+        """Its id is known: write it down first, so that a crash can resume it."""
+        job.prediction_id = prediction.id
+        job.ended = prediction.terminal
+        await self.storage.history.mark_running(job.id, prediction.id)
+        if job.phase in (QUEUED, CREATING):
+            self._phase(job, RUNNING)
+
+    async def _find(self, job: Job) -> Prediction | None:
+        assert job.create_sent_at is not None
+        return await self.client.find_created(to_api_input(job.options), job.create_sent_at)
+
+    async def _follow(self, job: Job, prediction: Prediction, shown: Updates,
+                      started: float) -> Prediction:
+        def on_update(current: Prediction) -> None:
+            job.ended = current.terminal
+            if current.output:
+                return  # the images follow at once: an edit now would only cost a call
+            stage = "processing" if current.status == "processing" else "starting"
+            shown.show(JobState(job.id, stage, progress=current.progress,
+                                elapsed=self.clock() - started))
+
+        on_update(prediction)
+        return await self.client.follow(prediction, deadline=job.deadline, on_update=on_update,
+                                        until_outputs=True)
+
+    async def _unless_canceled(self, job: Job, work: Awaitable[T], *, keep: bool = False) -> T:
+        """`work`'s result, unless a cancel is asked first: then stop it (or, with `keep`,
+        let it go on: a held create) and raise `_Canceled`."""
+        task = asyncio.ensure_future(work)
+        asked = asyncio.ensure_future(job.cancel_asked.wait())
+        try:
+            await asyncio.wait({task, asked}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            if not keep:
+                task.cancel()
+            raise
+        finally:
+            asked.cancel()
+        if task.done():
+            return task.result()
+        if keep:
+            raise _Canceled(task)  # type: ignore[arg-type]
+        task.cancel()
+        await asyncio.wait({task})
+        raise _Canceled
+
+    async def _end_at_replicate(self, job: Job, create: asyncio.Future[Prediction] | None
+                                ) -> Prediction:
+        """A cancel was asked: stop the prediction (finding its id first if its create is
+        still held). Returns it if it had already made its images (billed either way, so they
+        are posted and charged); raises `PredictionCanceled` otherwise."""
+        if job.prediction_id is None and create is not None:
+            held = await self._held(job, create)
+            if held is not None:
+                await self._created(job, held)
+        if job.prediction_id is None:  # never created
+            raise UserError("replicate.canceled")
+        ended = await self._cancel_until_ended(job, job.prediction_id)
+        if ended is not None and (ended.status == "succeeded" or outputs_ready(ended)):
+            log.info("job %d: canceled too late, delivering", job.id, extra={"job": job.id})
+            job.outcome = CancelOutcome.DELIVERED
+            return ended
+        raise PredictionCanceled(ended) if ended is not None else UserError("replicate.canceled")
+
+    async def _held(self, job: Job, pending: asyncio.Future[Any]) -> Prediction | None:
+        """The prediction of a create still held by `Prefer: wait` (or of a lookup under
+        way): from the account's list at once, or from `pending`, whichever comes first."""
+        lookup = asyncio.ensure_future(self._find(job))
+        lookup.add_done_callback(_consume)
+        try:
+            await asyncio.wait({pending, lookup}, return_when=asyncio.FIRST_COMPLETED)
+            if _found(lookup):
+                return lookup.result()
+            try:
+                answer = await pending
+            except ReplicateError as error:
+                if not may_have_created(error):
+                    return None
+                answer = None
+            if isinstance(answer, Prediction):
+                return answer
+            await asyncio.wait({lookup})
+            return lookup.result() if _found(lookup) else None
+        finally:
+            lookup.cancel()
+
+    async def _cancel_until_ended(self, job: Job, prediction_id: str) -> Prediction | None:
+        """Cancel until Replicate confirms an end (or the images are there); a cancel that
+        fails is tried again until the job's deadline, after which `Cancel-After` has ended
+        the prediction on Replicate's side anyway."""
+        delay = 0.5
+        last: Prediction | None = None
+        while True:
+            try:
+                last = await self.client.cancel(prediction_id)
+            except NotFoundError:
+                return last  # it does not exist (any more): nothing runs
+            except ReplicateError as error:
+                log.warning("job %d: cancel of %s failed: %s", job.id, prediction_id,
+                            error.describe(), extra={"job": job.id})
+            if last is not None and (last.terminal or outputs_ready(last)):
+                job.ended = last.terminal
+                return last
+            if self.clock() + delay > job.deadline:
+                return last
+            await self.client.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def _check_image(self, url: str) -> None:
+        """The model fetches the image itself; make sure it is one first, reading at most
+        `MAX_INPUT_IMAGE` bytes, and only from Discord's own hosts."""
+        if not fetchable(url, self.image_hosts):
+            raise OptionError("check.image_host")
+        try:
+            async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=30),
+                                        allow_redirects=False) as resp:
                 if resp.status != 200:
                     raise OptionError("check.image_unreadable")
-                data = await resp.content.read(MAX_INPUT_IMAGE + 1)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+                data = await read_capped(resp, MAX_INPUT_IMAGE)
+        except AnswerTooLarge as exc:
+            raise OptionError("check.image_too_large", size=f"> {MAX_INPUT_IMAGE // 2**20}",
+                              limit=MAX_INPUT_IMAGE // 2**20) from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise OptionError("check.image_unreadable") from exc
-        if len(data) > MAX_INPUT_IMAGE:
-            raise OptionError("check.image_too_large", size=len(data) // 2**20,
-                              limit=MAX_INPUT_IMAGE // 2**20)
         if sniff(data) is None:
             raise OptionError("check.image_not_image")
 
-    async def _run(self, job_id: int, options: GenerationOptions, reporter: Reporter,
-                   resume_id: str | None) -> None:
-        current_job.set(job_id)  # this task only: its log lines name the job
-        started = self.clock()
-        throttle = Throttle(self.edit_interval, self.clock)
-        pending: set[asyncio.Task[None]] = set()
+    # -- endings ----------------------------------------------------------------------------
 
-        def show(state: JobState, force: bool = False) -> None:
-            if throttle.ready(force):
-                update = asyncio.ensure_future(reporter.update(state))
-                pending.add(update)
-                update.add_done_callback(pending.discard)
-
-        def on_position(place: int) -> None:
-            show(JobState(job_id, "queued", position=place), force=True)
-
-        def on_update(prediction: Prediction) -> None:
-            if prediction.output:
-                return  # the images follow at once: an edit now would only cost a call
-            stage = "processing" if prediction.status == "processing" else "starting"
-            show(JobState(job_id, stage, progress=prediction.progress,
-                          elapsed=self.clock() - started), force=prediction.terminal)
-
-        async def on_created(prediction: Prediction) -> None:
-            self._predictions[job_id] = prediction.id
-            await self.storage.history.mark_running(job_id, prediction.id)
-
+    async def _deliver(self, job: Job, result: GenerationResult) -> None:
+        record = await self.storage.history.get(job.id)
+        assert record is not None
         try:
-            await self.queue.acquire(job_id, on_position)
-        except asyncio.CancelledError:
-            await self._interrupted(job_id, reporter)
-            return
-        try:
-            if resume_id is not None:
-                posted = await reporter.already_delivered()
-                if posted is not None:  # posted before a crash, not yet settled
-                    await self.storage.quota.commit(job_id, posted)
-                    return
-            else:
-                show(JobState(job_id, "starting", elapsed=0.0), force=True)
-            if options.image and options.image.startswith("http") and resume_id is None:
-                await self._check_image(options.image)
-            result = await generate(self.client, options, cost_per_second=self.cost_per_second,
-                                    on_created=on_created, on_update=on_update,
-                                    resume_id=resume_id, early=True)
-        except asyncio.CancelledError:
-            await self._interrupted(job_id, reporter)
-            return
+            posted = await job.reporter.deliver(record, result)
         except UserError as error:
-            await self._refund(job_id, reporter, error)
+            await self._refund(job, error, predict_time=result.predict_time, cost=result.cost)
             return
         except Exception:
-            log.exception("job %d failed unexpectedly", job_id, extra={"job": job_id})
-            await self._refund(job_id, reporter, UserError("error.unexpected"))
-            return
-        finally:
-            self.queue.release()
-            for update in list(pending):
-                update.cancel()
-        self._delivering.add(job_id)
-        try:
-            await self._deliver(job_id, reporter, result)
-        finally:
-            self._delivering.discard(job_id)
-
-    async def _deliver(self, job_id: int, reporter: Reporter, result: GenerationResult) -> None:
-        job = await self.storage.history.get(job_id)
-        assert job is not None
-        try:
-            posted = await reporter.deliver(job, result)
-        except UserError as error:
-            await self._refund(job_id, reporter, error, predict_time=result.predict_time,
-                               cost=result.cost)
-            return
-        except Exception:
-            log.exception("job %d could not be delivered", job_id, extra={"job": job_id})
-            await self._refund(job_id, reporter, UserError("error.unexpected"))
+            log.exception("job %d could not be delivered", job.id, extra={"job": job.id})
+            await self._refund(job, UserError("imagine.cannot_post"))
             return
         if not result.prediction.terminal:  # posted on its outputs: now its end, and cost
             try:
                 result = await finish_generation(self.client, result, self.cost_per_second)
-                await reporter.annotate(job, result)
-            except ReplicateError as error:  # the images are out; only the figures are lost
-                log.warning("job %d: no final status (%s)", job_id, error.describe(),
-                            extra={"job": job_id})
-        settled = await self.storage.quota.commit(job_id, posted, seed=result.seed,
-                                                  predict_time=result.predict_time,
-                                                  cost=result.cost)
+                await job.reporter.annotate(record, result)
+            except Exception as error:  # the images are out; only the figures are lost
+                log.warning("job %d: no final figures (%s)", job.id,
+                            error.describe() if isinstance(error, ReplicateError) else
+                            type(error).__name__, extra={"job": job.id})
+        await self._commit(job, posted, result)
+
+    async def _commit(self, job: Job, posted: int, result: GenerationResult | None = None
+                      ) -> None:
+        settled = await self.storage.quota.commit(
+            job.id, posted, seed=result.seed if result else None,
+            predict_time=result.predict_time if result else None,
+            cost=result.cost if result else None)
+        if job.cancel_asked.is_set():
+            job.outcome = CancelOutcome.DELIVERED
         if settled and self.metrics is not None:
-            self.metrics.job_ended("succeeded", posted, job.images_requested - posted)
-        log.info("job %d delivered %d of %d images", job_id, posted, job.images_requested,
-                 extra={"job": job_id})
+            requested = job.options.num_outputs
+            self.metrics.job_ended("succeeded", posted, max(0, requested - posted))
+        log.info("job %d delivered %d of %d images", job.id, posted, job.options.num_outputs,
+                 extra={"job": job.id})
 
-    async def _interrupted(self, job_id: int, reporter: Reporter) -> None:
-        if job_id not in self._canceled:
-            log.info("job %d left for the next start", job_id, extra={"job": job_id})
-            raise asyncio.CancelledError  # a shutdown: keep the job as it is
-        self._canceled.discard(job_id)
-        prediction_id = self._predictions.get(job_id)
-        if prediction_id is not None:
-            await self.client.cancel_quietly(prediction_id)
-        await self._refund(job_id, reporter, UserError("replicate.canceled"),
-                           status="canceled")
+    async def _fail(self, job: Job, error: UserError) -> None:
+        """The job ends without images: its prediction must not run on unseen, and every
+        credit goes back."""
+        if job.prediction_id is not None and not job.ended and \
+                not isinstance(error, PredictionError):
+            await self.client.cancel_quietly(job.prediction_id)
+        await self._refund(job, error)
 
-    async def _refund(self, job_id: int, reporter: Reporter, error: UserError, *,
-                      status: str | None = None, predict_time: float | None = None,
+    async def _refund(self, job: Job, error: UserError, *, predict_time: float | None = None,
                       cost: float | None = None) -> None:
-        if status is None:
-            status = "timed_out" if isinstance(error, PredictionTimeout) else \
-                "canceled" if isinstance(error, PredictionCanceled) else "failed"
+        status = "timed_out" if isinstance(error, PredictionTimeout) else \
+            "canceled" if isinstance(error, PredictionCanceled) or \
+            error.key == "replicate.canceled" else "failed"
         if isinstance(error, PredictionError) and predict_time is None:
             # a prediction that ran and failed is billed too: count it in the estimates
             predict_time = error.prediction.predict_time
             cost = estimate_cost(error.prediction, self.cost_per_second)
         if isinstance(error, ReplicateError):
-            log.warning("job %d %s: %s", job_id, status, error.describe(), extra={"job": job_id})
-        job = await self.storage.history.get(job_id)
-        settled = await self.storage.quota.refund(job_id, status=status, error=str(error)[:500],
+            log.warning("job %d %s: %s", job.id, status, error.describe(), extra={"job": job.id})
+        record = await self.storage.history.get(job.id)
+        settled = await self.storage.quota.refund(job.id, status=status, error=str(error)[:500],
                                                   predict_time=predict_time, cost=cost)
-        if job is not None and settled:
+        if record is not None and settled:
             if self.metrics is not None:
-                self.metrics.job_ended(status, 0, job.images_requested)
-            await reporter.fail(job, error, job.images_requested)
+                self.metrics.job_ended(status, 0, record.images_requested)
+            await job.reporter.fail(record, error, record.images_requested)
+
+    # -- after a restart --------------------------------------------------------------------
 
     async def resume_all(self, make: Callable[[InFlightJob], Awaitable[Reporter]],
-                         options_of: Callable[[Generation], GenerationOptions]) -> int:
-        """Pick up the jobs a previous run left. Those whose prediction exists are followed
-        again; the others never started, so they are refunded and the member told."""
+                         options_of: Callable[[Generation], GenerationOptions],
+                         which: Callable[[InFlightJob], bool] = lambda _: True) -> int:
+        """Pick up the jobs a previous run left. Those whose prediction exists, or whose create
+        had left, are followed again; the others never reached Replicate, so they are refunded
+        and the member told."""
         resumed = 0
-        for job in await self.storage.history.in_flight():
-            g = job.generation
-            if g.id in self.tasks:
-                continue  # started by this run
-            reporter = await make(job)
-            if g.prediction_id is None:
-                await self._refund(g.id, reporter, UserError("imagine.restart_refund"))
+        for entry in await self.storage.history.in_flight():
+            g = entry.generation
+            if g.id in self.tasks or not which(entry):
                 continue
-            self.start(g.id, options_of(g), reporter, resume_id=g.prediction_id)
+            reporter = await make(entry)
+            if g.prediction_id is None and entry.create_sent_at is None:
+                job = Job(g.id, options_of(g), reporter)
+                await self._refund(job, UserError("imagine.restart_refund"))
+                continue
+            self.start(g.id, options_of(g), reporter, resume=Resume(
+                prediction_id=g.prediction_id, create_sent_at=entry.create_sent_at))
             resumed += 1
         return resumed
+
+
+def _ready(prediction: Prediction) -> bool:
+    return prediction.terminal or outputs_ready(prediction)
+
+
+def _found(lookup: asyncio.Future[Prediction | None]) -> bool:
+    return lookup.done() and not lookup.cancelled() and lookup.exception() is None \
+        and lookup.result() is not None
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """A create or lookup nobody awaits any more: its failure is not news."""
+    if not future.cancelled():
+        future.exception()

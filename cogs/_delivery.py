@@ -12,6 +12,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 
 from bot.errors import UserError
@@ -20,7 +21,7 @@ from bot.i18n import translate as _t
 from bot.images import extension, fit
 from bot.jobs import JobState
 from bot.storage.history import Generation
-from cogs._ui import NO_PINGS, bar, job_embed, only, result_embed, shown
+from cogs._ui import NO_PINGS, bar, job_embed, only, result_embed, shorten, shown
 
 if TYPE_CHECKING:
     from bot.discord_bot import FluxBot
@@ -30,6 +31,14 @@ log = logging.getLogger("cogs.delivery")
 TOKEN_LIFETIME = 15 * 60
 TOKEN_MARGIN = 30  # stop using a token this long before it dies
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+
+
+# what a Discord call can raise besides an answer: resets, time-outs, a proxy gone
+TRANSPORT = (aiohttp.ClientError, OSError, TimeoutError)
+
+
+class NoMessage(Exception):
+    """The job has no message to edit (a proxy dropped its id, or it is gone)."""
 
 
 class DiscordReporter:
@@ -64,20 +73,32 @@ class DiscordReporter:
     def _channel(self) -> discord.PartialMessageable:
         return self.bot.get_partial_messageable(self.channel_id)
 
-    async def _edit(self, **kwargs: Any) -> None:
-        """Edit the job's message: through the token while it lives, else the channel."""
+    async def _message_id(self) -> int:
+        """The job's message; if its id never reached us, the interaction's original."""
+        if self.message_id is None and self.token_alive():
+            message = await self._webhook().fetch_message("@original")  # type: ignore[arg-type]
+            self.message_id = message.id
+            await self.bot.storage.history.set_message(self.job_id, message.id)
         if self.message_id is None:
-            return
+            raise NoMessage
+        return self.message_id
+
+    async def _edit(self, **kwargs: Any) -> None:
+        """Edit the job's message: through the token while it lives, else the channel.
+        `files` (name, bytes) are made into fresh `discord.File`s for each attempt: a file
+        read by a refused attempt would otherwise be sent empty by the next."""
+        files: list[tuple[str, bytes]] | None = kwargs.pop("files", None)
         kwargs.setdefault("allowed_mentions", only(self.user_id))
+        message_id = await self._message_id()
         if self.token_alive():
             try:
-                await self._webhook().edit_message(self.message_id, **kwargs)
+                await self._webhook().edit_message(message_id, **kwargs, **_attach(files))
                 return
             except discord.HTTPException as exc:
                 if exc.status not in (401, 404):
                     raise
                 self.token = None  # expired early: use the channel from now on
-        await self._channel().get_partial_message(self.message_id).edit(**kwargs)
+        await self._channel().get_partial_message(message_id).edit(**kwargs, **_attach(files))
 
     # -- Reporter ---------------------------------------------------------------------------
 
@@ -90,24 +111,24 @@ class DiscordReporter:
     async def update(self, state: JobState) -> None:
         from cogs.buttons import cancel_view
 
-        job = await self._job()
-        if job is None:
-            return
-        if state.stage == "queued":
-            title = _t("imagine.queued_title", self.locale, position=state.position)
-            description = shown(job.prompt, 1000)
-        else:
-            title = _t(f"imagine.{state.stage}_title", self.locale)
-            p = state.progress
-            line = f"`{bar(p)}` {p.step}/{p.total} ({p.percent}%)" if p.total else bar(p)
-            description = (f"{shown(job.prompt, 900)}\n\n{line}\n"
-                           + _t("imagine.elapsed", self.locale, seconds=f"{state.elapsed:.0f}"))
-        embed = job_embed(self.locale, job.id, title=title, colour=discord.Colour.blurple(),
-                          description=description)
         try:
+            job = await self._job()
+            if job is None:
+                return
+            if state.stage == "queued":
+                title = _t("imagine.queued_title", self.locale, position=state.position)
+                description = shown(job.prompt, 1000)
+            else:
+                title = _t(f"imagine.{state.stage}_title", self.locale)
+                p = state.progress
+                line = f"`{bar(p)}` {p.step}/{p.total} ({p.percent}%)" if p.total else bar(p)
+                description = (f"{shown(job.prompt, 900)}\n\n{line}\n" + _t(
+                    "imagine.elapsed", self.locale, seconds=f"{state.elapsed:.0f}"))
+            embed = job_embed(self.locale, job.id, title=title,
+                              colour=discord.Colour.blurple(), description=description)
             await self._edit(embed=embed, view=cancel_view(self.job_id, self.locale))
-        except discord.HTTPException as exc:
-            log.warning("job %d: progress not shown (%s)", self.job_id, exc.status,
+        except (discord.HTTPException, NoMessage, *TRANSPORT) as exc:
+            log.warning("job %d: progress not shown (%s)", self.job_id, _why(exc),
                         extra={"job": self.job_id})
 
     async def already_delivered(self) -> int | None:
@@ -115,11 +136,11 @@ class DiscordReporter:
             return None
         try:
             message = await self._channel().fetch_message(self.message_id)
-        except discord.HTTPException:
+        except (discord.HTTPException, *TRANSPORT):
             return None
         return len(message.attachments) or None
 
-    async def _files(self, result: GenerationResult) -> list[discord.File]:
+    async def _files(self, result: GenerationResult) -> list[tuple[str, bytes]]:
         outputs = result.outputs.files
         budget = int(self.upload_limit * 0.98) // max(1, len(outputs))
         files = []
@@ -127,8 +148,7 @@ class DiscordReporter:
             data, kind = output.data, output.content_type
             if len(data) > budget:  # re-encoding takes CPU: not on the event loop
                 data, kind = await asyncio.to_thread(fit, data, budget)
-            name = f"flux-{self.job_id}-{number}.{extension(kind)}"
-            files.append(discord.File(io.BytesIO(data), filename=name))
+            files.append((f"flux-{self.job_id}-{number}.{extension(kind)}", data))
         return files
 
     async def deliver(self, job: Generation, result: GenerationResult) -> int:
@@ -141,28 +161,62 @@ class DiscordReporter:
         mention = f"<@{self.user_id}>"
         if self.token_alive():
             try:
-                await self._edit(content=mention, embed=embed, attachments=files, view=view)
+                await self._edit(content=mention, embed=embed, files=files, view=view)
                 return len(files)
             except discord.HTTPException as exc:
                 if exc.status not in (401, 404):
                     raise UserError("imagine.cannot_post") from exc
-                for file in files:
-                    file.reset()
-        try:
-            message = await self._channel().send(
-                mention + " " + _t("imagine.ready", self.locale), embed=embed, files=files,
-                view=view, allowed_mentions=only(self.user_id))
-        except discord.HTTPException as exc:
-            raise UserError("imagine.cannot_post") from exc
+            except NoMessage:
+                pass
+            except TRANSPORT as exc:  # it may have landed: look before posting again
+                log.warning("job %d: posting failed (%s)", self.job_id, _why(exc),
+                            extra={"job": self.job_id})
+                if await self._posted(len(files)):
+                    return len(files)
+        return await self._post_in_channel(job, mention, embed, view, files)
+
+    async def _posted(self, count: int) -> bool:
+        """Whether the job's message carries its images (after an answer that never came).
+        Unsure (Discord unreachable) counts as posted: never post twice."""
+        for attempt in range(3):
+            try:
+                message = await self._channel().fetch_message(await self._message_id())
+                return len(message.attachments) >= count
+            except (discord.NotFound, NoMessage):
+                return False
+            except (discord.HTTPException, *TRANSPORT):
+                await asyncio.sleep(0.5 * 2 ** attempt)
+        log.warning("job %d: cannot tell whether the images landed; not posting again",
+                    self.job_id, extra={"job": self.job_id})
+        return True
+
+    async def _post_in_channel(self, job: Generation, mention: str, embed: discord.Embed,
+                               view: discord.ui.View, files: list[tuple[str, bytes]]) -> int:
+        """A new channel message with the images. Its nonce makes Discord answer a repeat
+        (a retry, or the same job after a crash) with the message it already made."""
+        message = None
+        for attempt in range(2):
+            try:
+                message = await self._channel().send(
+                    mention + " " + _t("imagine.ready", self.locale), embed=embed,
+                    view=view, allowed_mentions=only(self.user_id), nonce=f"flux-job-{job.id}",
+                    **_attach(files, "files"))
+                break
+            except discord.HTTPException as exc:
+                raise UserError("imagine.cannot_post") from exc
+            except TRANSPORT as exc:
+                if attempt:
+                    raise UserError("imagine.cannot_post") from exc
+        assert message is not None
         old, self.message_id = self.message_id, message.id
         await self.bot.storage.history.set_message(job.id, message.id)
-        if old is not None:
+        if old is not None and old != message.id:
             try:
                 done = job_embed(self.locale, job.id, title=_t("imagine.done_title", self.locale),
                                  colour=discord.Colour.green(),
                                  description=_t("imagine.posted_below", self.locale))
                 await self._channel().get_partial_message(old).edit(embed=done, view=None)
-            except discord.HTTPException:
+            except (discord.HTTPException, *TRANSPORT):
                 pass
         return len(files)
 
@@ -173,8 +227,8 @@ class DiscordReporter:
                              cost=result.cost, filtered=result.outputs.missing)
         try:  # the embed only: the attachments stay as posted
             await self._edit(embed=embed, view=result_view(job.id, self.locale))
-        except discord.HTTPException as exc:
-            log.warning("job %d: cost not shown (%s)", self.job_id, exc.status,
+        except (discord.HTTPException, NoMessage, *TRANSPORT) as exc:
+            log.warning("job %d: cost not shown (%s)", self.job_id, _why(exc),
                         extra={"job": self.job_id})
 
     async def fail(self, job: Generation, error: UserError, refunded: int) -> None:
@@ -183,22 +237,34 @@ class DiscordReporter:
         text = error.message(self.locale) + "\n" + _t("imagine.refunded", self.locale,
                                                       count=refunded)
         embed = job_embed(self.locale, job.id, title=title, colour=discord.Colour.red(),
-                          description=f"{shown(job.prompt, 500)}\n\n{text}")
-        if self.message_id is not None:
-            try:
-                await self._edit(embed=embed, view=None)
-                return
-            except discord.HTTPException:
-                pass
+                          description=f"{shown(job.prompt, 500)}\n\n{shorten(text, 3000)}")
+        try:
+            await self._edit(embed=embed, view=None)
+            return
+        except (discord.HTTPException, NoMessage, *TRANSPORT):
+            pass
+        text = shorten(text, 1900)
         try:  # the message is gone or cannot be edited: say it in the channel
             await self._channel().send(f"<@{self.user_id}> {text}",
                                        allowed_mentions=only(self.user_id))
             return
-        except discord.HTTPException:
+        except (discord.HTTPException, *TRANSPORT):
             pass
         try:  # not even that (no permission to post there): a direct message
             dm = await self.bot.create_dm(discord.Object(self.user_id))
             await dm.send(text, embed=embed, allowed_mentions=NO_PINGS)
-        except discord.HTTPException:
+        except (discord.HTTPException, *TRANSPORT):
             log.warning("job %d: could not tell the member it failed", self.job_id,
                         extra={"job": self.job_id})
+
+
+def _attach(files: list[tuple[str, bytes]] | None, key: str = "attachments"
+            ) -> dict[str, Any]:
+    """Fresh `discord.File`s under `key` (an edit takes `attachments`, a send `files`)."""
+    if files is None:
+        return {}
+    return {key: [discord.File(io.BytesIO(data), filename=name) for name, data in files]}
+
+
+def _why(exc: BaseException) -> str:
+    return str(getattr(exc, "status", "")) or type(exc).__name__

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
+from bot.discord_tree import Refused
 from bot.errors import UserError
 from bot.i18n import catalogue, resolve, translate
 from bot.replicate.prediction import Progress
@@ -20,15 +21,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("cogs")
 
 NO_PINGS = discord.AllowedMentions.none()
-
-
-class Refused(app_commands.CheckFailure):
-    """A check that failed with a message for the member (checks must raise CheckFailure for
-    discord.py to route them to the error handler)."""
-
-    def __init__(self, error: UserError) -> None:
-        super().__init__(error.key)
-        self.error = error
 
 
 def only(user_id: int) -> discord.AllowedMentions:
@@ -81,6 +73,8 @@ async def reply(interaction: discord.Interaction, content: str | None = None, *,
     """Answer whatever state the interaction is in: first response, followup, or a channel
     message once the token has expired."""
     kwargs.setdefault("allowed_mentions", NO_PINGS)
+    if content is not None:
+        content = shorten(content, 2000)
     try:
         if not interaction.response.is_done():
             await interaction.response.send_message(content, ephemeral=ephemeral, **kwargs)
@@ -94,7 +88,7 @@ async def reply(interaction: discord.Interaction, content: str | None = None, *,
     channel = interaction.channel
     if isinstance(channel, discord.abc.Messageable):
         kwargs.pop("view", None)
-        await channel.send(f"{interaction.user.mention} {content or ''}".strip(),
+        await channel.send(shorten(f"{interaction.user.mention} {content or ''}".strip(), 2000),
                            allowed_mentions=only(interaction.user.id),
                            **{k: v for k, v in kwargs.items() if k != "allowed_mentions"})
 

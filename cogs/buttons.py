@@ -13,18 +13,21 @@ import discord
 from discord.ext import commands
 
 from bot.errors import OptionError, UserError
+from bot.jobs import CancelOutcome
 from bot.storage.history import Generation
 from cogs._ui import is_moderator, locale_of, reply, report_error, tr
 
 if TYPE_CHECKING:
     from bot.discord_bot import FluxBot
     from cogs.imagine import Imagine
+    from cogs.jobs import Jobs
 
 log = logging.getLogger("cogs.buttons")
 
 STYLES = {"cancel": discord.ButtonStyle.danger, "reroll": discord.ButtonStyle.secondary,
           "vary": discord.ButtonStyle.secondary, "remix": discord.ButtonStyle.secondary,
           "delete": discord.ButtonStyle.danger}
+REMIX_TIMEOUT = 15 * 60
 EMOJI = {"cancel": "✖️", "reroll": "🎲", "vary": "🔀", "remix": "✏️", "delete": "🗑️"}
 
 
@@ -43,6 +46,12 @@ def result_view(job_id: int, locale: str) -> discord.ui.View:
     for action in ("reroll", "vary", "remix", "delete"):
         view.add_item(_button(action, job_id, locale))
     return view
+
+
+def _jobs(bot: FluxBot) -> Jobs:
+    cog = bot.get_cog("Jobs")
+    assert cog is not None
+    return cog  # type: ignore[return-value]
 
 
 def _imagine(bot: FluxBot) -> Imagine:
@@ -91,10 +100,10 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
         job = await _job(bot, self.job_id)
         if not self._may_manage(bot, interaction, job):
             raise UserError("imagine.not_yours")
-        assert bot.runner is not None
         await interaction.response.defer(ephemeral=True, thinking=False)
-        if not await bot.runner.cancel(self.job_id):
-            await reply(interaction, tr(interaction, "imagine.already_finished"))
+        outcome = await _jobs(bot).cancel(self.job_id, job.guild_id)
+        if outcome is not CancelOutcome.CANCELED:  # the message says it when it is canceled
+            await reply(interaction, tr(interaction, f"imagine.cancel_{outcome.value}"))
 
     async def reroll(self, interaction: discord.Interaction, bot: FluxBot) -> None:
         job = await _job(bot, self.job_id)
@@ -168,8 +177,9 @@ class RemixForm(discord.ui.Modal):
     """A new job from an old one, with the prompt, LoRA and scale to change."""
 
     def __init__(self, bot: FluxBot, job: Generation, locale: str) -> None:
+        # a form the member dismisses is never answered: forget it after the token's life
         super().__init__(title=tr(locale, "imagine.remix_title"),
-                         custom_id=f"imagine:remixform:{job.id}", timeout=None)
+                         custom_id=f"imagine:remixform:{job.id}", timeout=REMIX_TIMEOUT)
         self.bot = bot
         self.job = job
         limit = min(4000, bot.config.limits.max_prompt_length)

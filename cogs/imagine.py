@@ -12,6 +12,7 @@ from discord.ext import commands
 
 from bot.catalogue import LoraChoice, add_trigger, resolve_lora
 from bot.errors import OptionError, UserError
+from bot.images import fetchable
 from bot.model import ASPECT_RATIOS, MAX_SEED, OUTPUT_FORMATS, GenerationOptions, validate
 from bot.storage.quota import Interaction, JobRequest
 from bot.text import clean, fold
@@ -194,6 +195,8 @@ class Imagine(commands.Cog):
         image = given.get("image", (base or {}).get("image"))
         if image and not limits.allow_img2img:
             raise OptionError("check.img2img_off")
+        if image and not fetchable(image, self.bot.image_hosts()):
+            raise OptionError("check.image_host")  # a forged attachment: nothing is fetched
         nsfw = bool(getattr(interaction.channel, "nsfw", False))
         options = GenerationOptions(
             prompt=add_trigger(prompt, lora.trigger) if lora else prompt,
@@ -231,14 +234,20 @@ class Imagine(commands.Cog):
         embed = job_embed(locale, job_id, title=tr(locale, "imagine.accepted_title"),
                           colour=discord.Colour.blurple(),
                           description=shown(options.prompt, 1000))
+        message_id: int | None = None
         try:
             response = await interaction.response.send_message(
                 embed=embed, view=cancel_view(job_id, locale), allowed_mentions=NO_PINGS)
-        except discord.HTTPException:
-            await self.bot.storage.quota.refund(job_id, error="could not answer the interaction")
-            raise
-        message_id = response.message_id if response is not None else None
-        if message_id is not None:
+            message_id = response.message_id if response is not None else None
+        except Exception as exc:
+            # a reset or a time-out says nothing of whether Discord took the answer: look
+            message_id = None if isinstance(exc, discord.HTTPException) else \
+                await self._answered(interaction)
+            if message_id is None:
+                await self.bot.storage.quota.refund(job_id,
+                                                    error="could not answer the interaction")
+                raise
+        if message_id is not None:  # else the reporter asks Discord for it when it edits
             await self.bot.storage.history.set_message(job_id, message_id)
         reporter = DiscordReporter(
             self.bot, job_id=job_id, user_id=member.id, channel_id=interaction.channel_id or 0,
@@ -248,6 +257,14 @@ class Imagine(commands.Cog):
         log.info("job %d accepted (%d images, lora %s)", job_id, options.num_outputs,
                  lora.name if lora and lora.name else options.lora or "-", extra={"job": job_id})
         self.bot.runner.start(job_id, options, reporter)
+
+
+    async def _answered(self, interaction: discord.Interaction) -> int | None:
+        """The id of the job's message if the answer reached Discord after all."""
+        try:
+            return (await interaction.original_response()).id
+        except Exception:  # not found, or Discord still out of reach: it did not land
+            return None
 
 
 async def setup(bot: FluxBot) -> None:

@@ -12,6 +12,7 @@ from discord.ext import commands
 
 from bot.errors import UserError
 from bot.i18n import translate
+from bot.jobs import CancelOutcome
 from cogs._ui import (
     Refused,
     cmd,
@@ -25,6 +26,7 @@ from cogs._ui import (
 
 if TYPE_CHECKING:
     from bot.discord_bot import FluxBot
+    from cogs.jobs import Jobs
 
 Credits = app_commands.Range[int, 0, 1_000_000]
 
@@ -165,21 +167,19 @@ class Mod(commands.GroupCog, group_name=cmd("command.mod.name"),
     @app_commands.rename(job=cmd("option.job.name"))
     @app_commands.describe(job=cmd("option.job.description"))
     async def cancel(self, interaction: discord.Interaction,
-                     job: app_commands.Range[int, 1, 2**62]) -> None:
+                     job: app_commands.Range[int, 1, 2**53 - 1]) -> None:
         guild_id = require_guild(interaction)
-        in_flight = {j.generation.id for j in
-                     await self.bot.storage.history.in_flight(guild_id)}
-        if job not in in_flight:
-            raise UserError("mod.no_such_job", job=job)
-        assert self.bot.runner is not None
         await interaction.response.defer(ephemeral=True, thinking=True)
-        if not await self.bot.runner.cancel(job):
-            await self.bot.storage.quota.refund(job, status="canceled",
-                                                error="canceled by a moderator")
-        await self.bot.storage.moderation.record(guild_id, interaction.user.id, "cancel",
-                                                 None, {"job": job})
-        await reply(interaction, translate("mod.canceled", locale_of(interaction), job=job))
-        await mod_log(self.bot, interaction, "modlog.cancel", job=job)
+        jobs: Jobs = self.bot.get_cog("Jobs")  # type: ignore[assignment]
+        outcome = await jobs.cancel(job, guild_id)
+        if outcome is CancelOutcome.NOT_RUNNING:
+            raise UserError("mod.no_such_job", job=job)
+        if outcome is CancelOutcome.CANCELED:
+            await self.bot.storage.moderation.record(guild_id, interaction.user.id, "cancel",
+                                                     None, {"job": job})
+            await mod_log(self.bot, interaction, "modlog.cancel", job=job)
+        await reply(interaction, translate(f"mod.cancel_{outcome.value}", locale_of(interaction),
+                                           job=job))
 
 
 async def setup(bot: FluxBot) -> None:

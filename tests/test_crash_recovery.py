@@ -31,57 +31,58 @@ async def start_bot(config: Path, log: Path, discord: FakeDiscord
 
 
 async def test_sigkill_mid_job_then_restart(tmp_path: Path, fake: FakeReplicate):
+    """With the default `wait_seconds` (60): one job killed while polling, one killed while
+    `Prefer: wait` held its create, so its prediction id never reached the bot. Both
+    predictions end (billed) while the bot is dead; the next start finds both and posts each
+    once."""
     data = tmp_path / "data"
     log = tmp_path / "bot.log"
     fake.wait_scale = 1.0
+    fake.scenario = Scenario(manual=True)  # each prediction moves only when the test says
     async with FakeDiscord() as discord:
         config = tmp_path / "config.toml"
         config.write_text(
             f'[discord]\napi_base = "{discord.api_base}"\ngateway_url = "{discord.gateway_url}"\n'
-            f'[replicate]\napi_base = "{fake.relay_base}"\nwait_seconds = 5\n'
+            f'[replicate]\napi_base = "{fake.relay_base}"\n'
             f'[storage]\ndatabase = "{data / "bot.db"}"\n'
             '[logging]\nlevel = "DEBUG"\nformat = "json"\n')
-        fake.next_scenarios = [Scenario(outcome="stuck"),               # polled, id stored
-                               Scenario(outcome="stuck", duration=60)]  # create still held
         process = await start_bot(config, log, discord)
         try:
             followed = await discord.slash("imagine", {"prompt": "survives", "num_outputs": 2})
-            await fake.wait_for(lambda: fake.calls("GET"))
-            held = await discord.slash("imagine", {"prompt": "never started"})
-            await fake.wait_for(lambda: len(fake.predictions) == 2)
-            await discord.wait_for(lambda: held.callbacks)
+            await fake.wait_for(lambda: fake.holding)
+            fake.release_holds()  # the hold ran out: the bot has the id and polls
+            await fake.wait_for(lambda: fake.calls("GET", "/predictions/"))
+            held = await discord.slash("imagine", {"prompt": "held at the kill"})
+            await fake.wait_for(lambda: len(fake.predictions) == 2 and fake.holding)
         finally:
             process.send_signal(signal.SIGKILL)
             await process.wait()
         assert process.returncode == -signal.SIGKILL
 
-        first, _held_prediction = fake.predictions.values()
-        assert first.status == "processing"
-        first.scenario = Scenario(outcome="succeeded")  # it ends while the bot is dead
+        for prediction in fake.predictions.values():
+            fake.finish(prediction.id)  # both end while the bot is dead: billed
         process = await start_bot(config, log, discord)
         try:
-            message = await discord.wait_for(
-                lambda: (m := discord.message_for(followed)) and m["attachments"] and m, 30)
-            # the job that never reached Replicate: its message says so (the token still lives)
-            told = await discord.wait_for(
-                lambda: (m := discord.message_for(held)) and m["embeds"][0]["title"] ==
-                "Failed" and m, 30)
+            posted = [await discord.wait_for(
+                lambda sent=sent: (m := discord.message_for(sent)) and m["attachments"] and m,
+                30) for sent in (followed, held)]
+            await discord.wait_for(lambda: all(
+                m["embeds"][0]["title"] == "Done" for m in posted), 30)
         finally:
             process.send_signal(signal.SIGTERM)
             await asyncio.wait_for(process.wait(), 30)
 
-    assert len(message["attachments"]) == 2
-    assert len([c for c in discord.calls if c.files]) == 1  # posted once
-    assert len(fake.creates) == 2  # the first job was followed again, not created again
-    assert "restarted before this job started" in told["embeds"][0]["description"]
-    assert "1 credit(s) refunded" in told["embeds"][0]["description"]
+    assert [len(m["attachments"]) for m in posted] == [2, 1]
+    assert len([c for c in discord.calls if c.files]) == 2  # each posted once
+    assert len(fake.creates) == 2  # found again, never created again
+    assert fake.lists  # the held one was found in the account's list
     with sqlite3.connect(data / "bot.db") as db:
         statuses = dict(db.execute("SELECT prompt, status FROM generations"))
         used = db.execute("SELECT SUM(amount) FROM ledger WHERE guild_id = ?",
                           (GUILD_ID,)).fetchone()[0]
         in_flight = db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
-    assert statuses == {"survives": "succeeded", "never started": "failed"}
-    assert used == 2 and in_flight == 0
+    assert statuses == {"survives": "succeeded", "held at the kill": "succeeded"}
+    assert used == 3 and in_flight == 0
     # secrets: no token in any line the bot logged at DEBUG, nor in any file it wrote
     text = log.read_bytes()
     assert b'"level": "DEBUG"' in text and b'"job": ' in text

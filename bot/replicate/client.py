@@ -17,18 +17,22 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
 from bot import __version__
 from bot.replicate.errors import (
+    AnswerTooLarge,
     ModelError,
     PredictionCanceled,
     PredictionTimeout,
     RateLimitedError,
     ReplicateError,
     ServerError,
+    Stopping,
     TransportError,
     error_from_response,
 )
@@ -45,13 +49,29 @@ Observer = Callable[[str, str, int | None, float], None]
 TRANSIENT = (TransportError, ServerError, RateLimitedError)
 
 
+MAX_ANSWER = 16 * 1024 * 1024  # a prediction is a few kB; a relay padding it is refused
+CLOCK_SKEW = 120.0  # seconds our clock and Replicate's may disagree, when matching creates
+
+
 async def _read_json(resp: aiohttp.ClientResponse) -> Any:
-    body = await resp.read()
+    body = await read_capped(resp, MAX_ANSWER)
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise TransportError(f"malformed JSON from {resp.method} ({len(body)} bytes)",
                              status=resp.status) from exc
+
+
+async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or `AnswerTooLarge` as soon as it passes `limit` bytes (never read whole)."""
+    if (resp.content_length or 0) > limit:
+        raise AnswerTooLarge(f"{resp.content_length} bytes is above {limit}")
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(65536):
+        body += chunk
+        if len(body) > limit:
+            raise AnswerTooLarge(f"more than {limit} bytes")
+    return bytes(body)
 
 
 class ReplicateClient:
@@ -94,6 +114,7 @@ class ReplicateClient:
         self.max_concurrent = max_concurrent
         self.in_flight = 0
         self.waiting = 0
+        self.stopping = False  # set at shutdown: nothing new is created, not even a retry
         self._orphans: set[asyncio.Task[Any]] = set()
 
     @classmethod
@@ -120,6 +141,10 @@ class ReplicateClient:
 
     def url(self, *parts: str) -> str:
         return "/".join((self.api_base, *parts))
+
+    def stop_creating(self) -> None:
+        """From now on `create` refuses, and a create waiting to be retried gives up."""
+        self.stopping = True
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}"}
@@ -158,7 +183,8 @@ class ReplicateClient:
                     retryable = status == 429 or (idempotent and (status >= 500 or status == 408))
             except aiohttp.ClientConnectorError as exc:
                 # the connection was never made, so the request never left: always safe
-                error, retryable = TransportError(f"cannot connect ({type(exc).__name__})"), True
+                error = TransportError(f"cannot connect ({type(exc).__name__})", sent=False)
+                retryable = True
             except (aiohttp.ClientError, TimeoutError) as exc:
                 error = TransportError(f"{type(exc).__name__} during {method}")
                 retryable = idempotent
@@ -167,7 +193,7 @@ class ReplicateClient:
             finally:
                 if self.observer is not None:
                     self.observer(method, url, status, self.clock() - started)
-            if not retryable or attempt >= attempts:
+            if not retryable or attempt >= attempts or (self.stopping and not idempotent):
                 raise error
             delay = self.retry.delay(attempt, error.retry_after, self.rand)
             if deadline is not None and self.clock() + delay > deadline:
@@ -190,6 +216,8 @@ class ReplicateClient:
 
     async def create(self, input: dict[str, Any], *, wait: int | None = None) -> Prediction:
         """POST /predictions with `Prefer: wait=N`; the answer may already be finished."""
+        if self.stopping:
+            raise Stopping("the bot is stopping")
         wait = self.wait_seconds if wait is None else wait
         headers = {"Cancel-After": f"{max(5, int(self.timeout_seconds))}s",
                    "User-Agent": f"flux-lora-bot/{__version__}"}
@@ -208,6 +236,42 @@ class ReplicateClient:
     async def cancel(self, prediction_id: str) -> Prediction:
         # cancel is idempotent on Replicate's side: canceling twice changes nothing
         return await self._json("POST", "predictions", prediction_id, "cancel", idempotent=True)
+
+    async def list_predictions(self, created_after: float, created_before: float,
+                               max_pages: int = 20) -> AsyncIterator[Prediction]:
+        """The account's predictions created in a window (Unix seconds), newest first.
+        `next` names the upstream host even behind a relay: only its query is kept."""
+        query = urlencode({"created_after": _iso(created_after),
+                           "created_before": _iso(created_before)})
+        for _ in range(max_pages):
+            data = await self.send("GET", f"{self.url('predictions')}?{query}", idempotent=True,
+                                   headers=self.auth_headers())
+            if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+                raise TransportError("unexpected answer to GET predictions")
+            for item in data["results"]:
+                try:
+                    yield Prediction.from_json(item)
+                except ValueError:
+                    continue
+            following = data.get("next")
+            if not isinstance(following, str) or not urlsplit(following).query:
+                return
+            query = urlsplit(following).query
+
+    async def find_created(self, input: dict[str, Any], sent_at: float) -> Prediction | None:
+        """The prediction made by a create of `input` sent at `sent_at` (Unix seconds) whose
+        answer never came back (a crash, a reset, a cancel while `Prefer: wait` held it).
+        Matched on the version and every input value but the image (the bot sends a seed
+        of its own choosing, so two jobs never share an input)."""
+        held = self.wait_seconds + self.request_timeout
+        wanted = {k: v for k, v in input.items() if k != "image"}
+        async for prediction in self.list_predictions(sent_at - CLOCK_SKEW,
+                                                      sent_at + held + CLOCK_SKEW):
+            if prediction.version not in (self.version, self.version_ref):
+                continue
+            if all(prediction.input.get(k) == v for k, v in wanted.items()):
+                return prediction
+        return None
 
     async def follow(self, prediction: Prediction, *, deadline: float,
                      on_update: Update | None = None, until_outputs: bool = False
@@ -284,15 +348,19 @@ class ReplicateClient:
                 prediction = await self._create_or_orphan(input or {})
                 await _call(on_created, prediction)
             await _call(on_update, prediction)
-            prediction = await self.follow(prediction, deadline=deadline, on_update=on_update,
-                                           until_outputs=until_outputs)
+            try:
+                prediction = await self.follow(prediction, deadline=deadline,
+                                               on_update=on_update, until_outputs=until_outputs)
+            except ReplicateError as error:
+                if not isinstance(error, PredictionTimeout):  # that one was canceled already
+                    await self.cancel_quietly(prediction.id)  # do not leave it running unseen
+                raise
         return prediction if outputs_ready(prediction) else ensure_succeeded(prediction)
 
     async def finish(self, prediction: Prediction) -> Prediction:
         """Follow a prediction whose outputs were taken early to its terminal status."""
         deadline = self.clock() + self.timeout_seconds
         return ensure_succeeded(await self.follow(prediction, deadline=deadline))
-
 
     async def _create_or_orphan(self, input: dict[str, Any]) -> Prediction:
         """Create; if we are canceled while `Prefer: wait` holds the request, the prediction
@@ -321,6 +389,10 @@ class ReplicateClient:
         """Wait briefly for orphaned creates to be canceled (at shutdown)."""
         if self._orphans:
             await asyncio.wait(list(self._orphans), timeout=5)
+
+
+def _iso(when: float) -> str:
+    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def outputs_ready(prediction: Prediction) -> bool:

@@ -77,9 +77,26 @@ class ServerError(ReplicateError):
 
 
 class TransportError(ReplicateError):
-    """No usable answer: connection refused or reset, time-out, or a body that is not JSON."""
+    """No usable answer: connection refused or reset, time-out, or a body that is not JSON.
+    `sent` is False only when the request provably never left (the connection was refused)."""
 
     key = "replicate.unavailable"
+
+    def __init__(self, detail: str = "", *, sent: bool = True, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.sent = sent
+
+
+class AnswerTooLarge(ReplicateError):
+    """An answer larger than we read: a broken or hostile relay. Not worth retrying."""
+
+    key = "replicate.answer_too_large"
+
+
+class Stopping(ReplicateError):
+    """The bot is stopping: it creates nothing new."""
+
+    key = "check.shutting_down"
 
 
 class PredictionError(ReplicateError):
@@ -135,6 +152,12 @@ class OutputTooLarge(OutputError):
 
 class OutputNotImage(OutputError):
     key = "replicate.output_not_image"
+
+
+def may_have_created(error: ReplicateError) -> bool:
+    """Whether a failed create may still have made a prediction: the request left and no
+    answer said otherwise (a reset, a time-out, a 5xx from a proxy in front of the API)."""
+    return (isinstance(error, TransportError) and error.sent) or isinstance(error, ServerError)
 
 
 _BY_STATUS: dict[int, type[ReplicateError]] = {

@@ -12,7 +12,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 
 import aiohttp
 
-from bot.images import extension, sniff
+from bot.images import MAX_PIXELS, dimensions, extension, sniff
 from bot.replicate.client import ReplicateClient
 from bot.replicate.errors import (
     OutputError,
@@ -63,6 +63,11 @@ def _check(data: bytes, claimed: str | None, max_bytes: int) -> str:
     if actual is None or not (claimed.startswith("image/") or claimed in
                               ("", "application/octet-stream", "binary/octet-stream")):
         raise OutputNotImage(f"{claimed or 'no type'} is not an image")
+    size = dimensions(data)
+    if size is None:
+        raise OutputNotImage(f"an undecodable {actual}")
+    if size[0] * size[1] > MAX_PIXELS:  # a few kB can decode to gigabytes
+        raise OutputTooLarge(f"{size[0]}×{size[1]} pixels is above {MAX_PIXELS}")
     return actual
 
 

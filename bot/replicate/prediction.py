@@ -50,6 +50,8 @@ class Prediction:
     created_at: str | None = None
     started_at: str | None = None
     completed_at: str | None = None
+    version: str = ""
+    input: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -77,6 +79,8 @@ class Prediction:
             created_at=data.get("created_at"),
             started_at=data.get("started_at"),
             completed_at=data.get("completed_at"),
+            version=str(data.get("version") or ""),
+            input=data.get("input") if isinstance(data.get("input"), dict) else {},
             raw=data,
         )
 

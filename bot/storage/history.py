@@ -55,6 +55,7 @@ class InFlightJob:
     locale: str | None
     upload_limit: int | None
     token_age: float | None  # seconds since the interaction; tokens live 15 minutes
+    create_sent_at: float | None = None  # the create left then; its answer may not have come
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,23 @@ class History:
         row = await self.db.fetchone(
             f"SELECT {_COLUMNS} FROM generations g WHERE g.message_id = ?", (message_id,))
         return Generation.from_row(row) if row else None
+
+    async def claim(self, job_id: int, options: dict[str, Any]) -> float | None:
+        """The job is about to be created on Replicate with `options` (its seed now chosen):
+        write them and the instant the create leaves, so a crash from here on can find the
+        prediction. None when the job was settled meanwhile (canceled before it started):
+        then it must not be created."""
+        async with self.db.transaction() as tx:
+            now = self.clock()
+            claimed = await tx.execute(
+                "UPDATE jobs SET create_sent_at = ?, updated_at = ? WHERE generation_id = ?"
+                " AND create_sent_at IS NULL", (now, now, job_id))
+            if not claimed:
+                return None
+            await tx.execute("UPDATE generations SET options = ?, seed = ? WHERE id = ?",
+                             (json.dumps(options, ensure_ascii=False, sort_keys=True),
+                              options.get("seed"), job_id))
+        return now
 
     async def mark_running(self, job_id: int, prediction_id: str) -> None:
         """The prediction exists: remember its id first, so a crash can resume it."""
@@ -150,8 +168,8 @@ class History:
     async def in_flight(self, guild_id: int | None = None) -> list[InFlightJob]:
         """Jobs not yet ended, oldest first (all servers, or one)."""
         sql = (f"SELECT {_COLUMNS}, j.state, j.application_id, j.interaction_token,"
-               " j.interaction_at, j.locale, j.upload_limit FROM jobs j JOIN generations g"
-               " ON g.id = j.generation_id")
+               " j.interaction_at, j.locale, j.upload_limit, j.create_sent_at"
+               " FROM jobs j JOIN generations g ON g.id = j.generation_id")
         params: tuple[Any, ...] = ()
         if guild_id is not None:
             sql += " WHERE j.guild_id = ?"
@@ -164,4 +182,5 @@ class History:
             interaction_at=row["interaction_at"], locale=row["locale"],
             upload_limit=row["upload_limit"],
             token_age=None if row["interaction_at"] is None else now - row["interaction_at"],
+            create_sent_at=row["create_sent_at"],
         ) for row in rows]

@@ -73,7 +73,10 @@ async def test_hostile_lora_references_are_refused(stack, lora):
 
 
 @pytest.mark.parametrize(("options", "text"), [
-    ({"num_outputs": 99}, "above this server's maximum"),
+    ({"num_outputs": 99}, "above the maximum 4"),
+    ({"num_outputs": "2"}, "is not a number"),
+    ({"steps": 20.5}, "is not a whole number"),
+    ({"seed": 2**60}, "is not a number"),
     ({"steps": 0}, "below the minimum 1"),
     ({"seed": -5}, "below the minimum 0"),
     ({"guidance": 1e10}, "above the maximum 10"),

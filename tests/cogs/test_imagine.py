@@ -104,7 +104,7 @@ REFUSALS = [
     ({"prompt": "x", "num_outputs": 3}, {"quota": {"daily": 2}}, "Not enough credits"),
     ({"prompt": "x"}, {"discord": {"allowed_channel_ids": [OTHER_CHANNEL_ID]}},
      f"Try <#{OTHER_CHANNEL_ID}>"),
-    ({"prompt": "x", "steps": 40}, {"limits": {"max_steps": 30}}, "maximum of 30"),
+    ({"prompt": "x", "steps": 40}, {"limits": {"max_steps": 30}}, "above the maximum 30"),
     ({"prompt": "x" * 50}, {"limits": {"max_prompt_length": 20}}, "the limit is 20"),
 ]
 

@@ -70,6 +70,22 @@ class Call:
 
 
 @dataclass
+class Drop:
+    """Cut the connection of the next `times` matching requests, as a reset does: `before`
+    Discord acts on them (nothing happened), or `after` (it acted; the answer is lost)."""
+
+    method: str
+    fragment: str
+    after: bool = False
+    times: int = 1
+    match: Any = None  # a predicate on the `Call`
+
+    def matches(self, call: Call) -> bool:
+        return self.method in (call.method, "*") and self.fragment in call.path and \
+            (self.match is None or self.match(call))
+
+
+@dataclass
 class Sent:
     """An interaction the test sent, and what the bot answered."""
 
@@ -95,6 +111,9 @@ class FakeDiscord(LoopbackServer):
         self.expired_tokens: set[str] = set()
         self.forbidden_channels: set[int] = set()
         self.rate_limit_next: dict[str, int] = {}  # path fragment -> 429s to answer
+        self.drops: list[Drop] = []
+        self.omit_message_id = False  # a REST proxy that drops `response_message_id`
+        self.nonces: dict[tuple[int, str], int] = {}  # (channel, nonce) -> message id
         self.deadline = 3.0
         self.sockets: list[web.WebSocketResponse] = []
         self.identified = asyncio.Event()
@@ -409,6 +428,8 @@ class FakeDiscord(LoopbackServer):
             return _error(400, 50035, "Invalid Form Body: content")
         if len(files) > 10:
             return _error(400, 50035, "Invalid Form Body: too many files")
+        if any(not data for _, data in files.values()):
+            return _error(400, 50035, "Invalid Form Body: files: empty file")
         for embed in body.get("embeds") or []:
             total = sum(len(str(embed.get(k) or "")) for k in ("title", "description"))
             total += sum(len(f["name"]) + len(f["value"]) for f in embed.get("fields", []))
@@ -434,10 +455,25 @@ class FakeDiscord(LoopbackServer):
                               "global": False}, 429,
                              {"Via": "1.1 google", "Retry-After": "0.05",
                               "X-RateLimit-Scope": "user"})
+        await self.through_gates(request.method, path, call)
+        drop = next((d for d in self.drops if d.matches(call)), None)
+        if drop is not None:
+            drop.times -= 1
+            if drop.times <= 0:
+                self.drops.remove(drop)
         try:
-            return await self._route(request.method, path, body, files, call)
+            if drop is not None and not drop.after:
+                return self._reset(request)
+            response = await self._route(request.method, path, body, files, call)
+            return self._reset(request) if drop is not None else response
         finally:
             self.touch()
+
+    @staticmethod
+    def _reset(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        request.transport.abort()
+        return web.Response(status=500)
 
     async def _route(self, method: str, path: str, body: Any, files: dict[str, Any],
                      call: Call) -> web.StreamResponse:
@@ -499,6 +535,9 @@ class FakeDiscord(LoopbackServer):
                                response_message_ephemeral=bool(flags & 64))
             resource = {"type": kind, "message": {k: v for k, v in message.items()
                                                   if k != "interaction_token"}}
+            if self.omit_message_id:
+                del interaction["response_message_id"]
+                resource = None
         elif kind == 7 and sent.data.get("message"):
             mid = int(sent.data["message"]["id"])
             if mid in self.messages:
@@ -550,7 +589,16 @@ class FakeDiscord(LoopbackServer):
         if not rest and method == "POST":
             if (problem := self._check(body, files, 10 * 1024 * 1024)) is not None:
                 return problem
-            return _json(self._public(self._message(channel_id, body, files)))
+            nonce = (body or {}).get("nonce")
+            if nonce is not None and (body or {}).get("enforce_nonce"):
+                # Discord answers a repeated nonce with the message it made the first time
+                known = self.nonces.get((channel_id, str(nonce)))
+                if known is not None and known in self.messages:
+                    return _json(self._public(self.messages[known]))
+            message = self._message(channel_id, body, files)
+            if nonce is not None:
+                self.nonces[(channel_id, str(nonce))] = int(message["id"])
+            return _json(self._public(message))
         message = self.messages.get(int(rest[0])) if rest and rest[0].isdigit() else None
         if message is None or message["channel_id"] != str(channel_id):
             return _error(404, 10008, "Unknown Message")

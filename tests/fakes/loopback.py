@@ -12,6 +12,38 @@ from typing import Any, Self
 from aiohttp import web
 
 
+class Gate:
+    """Requests that match wait here until the test opens the gate: a step of a job held
+    still, for as long as the test needs, without any clock."""
+
+    def __init__(self, server: LoopbackServer, method: str, fragment: str,
+                 match: Callable[[Any], bool] | None = None) -> None:
+        self.server = server
+        self.method = method
+        self.fragment = fragment
+        self.match = match
+        self.waiting = 0
+        self.passed = 0
+        self._open = asyncio.Event()
+
+    def matches(self, method: str, path: str, detail: Any) -> bool:
+        return self.method in (method, "*") and self.fragment in path and \
+            (self.match is None or self.match(detail))
+
+    async def wait(self) -> None:
+        self.waiting += 1
+        self.server.touch()
+        try:
+            await self._open.wait()
+        finally:
+            self.waiting -= 1
+            self.passed += 1
+
+    def open(self) -> None:
+        self._open.set()
+        self.server.gates = [g for g in self.server.gates if g is not self]
+
+
 class LoopbackServer:
     app: web.Application
 
@@ -19,6 +51,20 @@ class LoopbackServer:
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._changed = asyncio.Event()
+        self.gates: list[Gate] = []
+
+    def gate(self, method: str, fragment: str, match: Callable[[Any], bool] | None = None
+             ) -> Gate:
+        """Hold every request matching `method` and the path `fragment` (and `match`, given
+        what the server knows of it) until `Gate.open()`."""
+        gate = Gate(self, method, fragment, match)
+        self.gates.append(gate)
+        return gate
+
+    async def through_gates(self, method: str, path: str, detail: Any = None) -> None:
+        for gate in list(self.gates):
+            if gate.matches(method, path, detail):
+                await gate.wait()
 
     async def start(self) -> Self:
         self._runner = web.AppRunner(self.app, access_log=None)
@@ -30,6 +76,8 @@ class LoopbackServer:
         return self
 
     async def close(self) -> None:
+        for gate in list(self.gates):
+            gate.open()
         if self._runner:
             await self._runner.cleanup()
 

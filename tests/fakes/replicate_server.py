@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from PIL import Image
@@ -83,6 +84,7 @@ class Scenario:
     image_size: tuple[int, int] | None = None  # default: the aspect ratio's size / 16
     predict_time: float = 7.25
     finish_lag: float | None = None  # time mode: seconds from outputs to `succeeded`
+    manual: bool = False  # advances only when the test calls `advance` (a GET does not)
 
 
 @dataclass
@@ -143,6 +145,7 @@ class FakePrediction:
         self.output: list[str] | None = None
         self.error: str | None = None
         self.created_at = _now()
+        self.created_unix = time.time()
         self.started_at: str | None = None
         self.completed_at: str | None = None
         self.metrics: dict[str, float] = {}
@@ -341,10 +344,14 @@ class FakeReplicate(LoopbackServer):
         self.file_delay = 0.0  # hold each file download this long (to see them overlap)
         self.files_active = 0
         self.files_peak = 0
+        self.holding: set[str] = set()  # predictions whose create `Prefer: wait` holds now
+        self._release = asyncio.Event()  # ends every hold now (as if its time ran out)
+        self.page_size = 100
         self._ids = itertools.count(1)
         app = web.Application(client_max_size=32 * 1024 * 1024)
         for prefix in PREFIXES:
             app.router.add_post(f"{prefix}/predictions", self._create)
+            app.router.add_get(f"{prefix}/predictions", self._list)
             app.router.add_get(f"{prefix}/predictions/{{pid}}", self._get)
             app.router.add_post(f"{prefix}/predictions/{{pid}}/cancel", self._cancel)
             app.router.add_get(f"{prefix}/models/{{owner}}/{{name}}/versions/{{vid}}",
@@ -370,6 +377,11 @@ class FakeReplicate(LoopbackServer):
 
     def calls(self, method: str, fragment: str = "/predictions") -> list[Recorded]:
         return [r for r in self.requests if r.method == method and fragment in r.path]
+
+    @property
+    def lists(self) -> list[Recorded]:
+        """`GET /predictions`: the bot looking for a prediction whose id it never heard."""
+        return [r for r in self.requests if r.method == "GET" and r.path.endswith("predictions")]
 
     @property
     def creates(self) -> list[Recorded]:
@@ -442,6 +454,7 @@ class FakeReplicate(LoopbackServer):
     async def _prediction(self, request: web.Request) -> FakePrediction | web.StreamResponse:
         """Record, inject a fault, check the token, find the prediction: each route's start."""
         await self._record(request)
+        await self.through_gates(request.method, request.path)
         if (fault := await self._fault(request)) is not None:
             return fault
         if not self._authorised(request):
@@ -453,6 +466,7 @@ class FakeReplicate(LoopbackServer):
 
     async def _create(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
+        await self.through_gates(request.method, request.path, body)
         if (fault := await self._fault(request)) is not None:
             return fault
         if not self._authorised(request):
@@ -484,15 +498,53 @@ class FakeReplicate(LoopbackServer):
         if wait:
             seconds = min(int(wait.group(1) or 60), 60)
             headers["Preference-Applied"] = wait.group(0)
-            if scenario.duration is not None:
-                deadline = time.monotonic() + seconds * self.wait_scale
-                while not prediction.ready and time.monotonic() < deadline:
-                    try:
-                        await asyncio.wait_for(prediction.changed.wait(),
-                                               deadline - time.monotonic())
-                    except TimeoutError:
-                        break
+            if scenario.duration is not None or scenario.manual:
+                await self._hold(prediction, seconds * self.wait_scale)
         return self._json(prediction.to_json(), 201, **headers)
+
+    async def _hold(self, prediction: FakePrediction, seconds: float) -> None:
+        """What `Prefer: wait` does: answer once the prediction is ready or time is up."""
+        deadline = time.monotonic() + seconds
+        self.holding.add(prediction.id)
+        self.touch()
+        release = self._release
+        try:
+            while not prediction.ready and time.monotonic() < deadline and \
+                    not release.is_set():
+                changed = asyncio.ensure_future(prediction.changed.wait())
+                released = asyncio.ensure_future(release.wait())
+                try:
+                    await asyncio.wait({changed, released}, timeout=deadline - time.monotonic(),
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    changed.cancel()
+                    released.cancel()
+        finally:
+            self.holding.discard(prediction.id)
+            self.touch()
+
+    def release_holds(self) -> None:
+        """End every hold under way, as if its seconds had run out."""
+        self._release.set()
+        self._release = asyncio.Event()
+
+    def advance(self, prediction_id: str | None = None, steps: int = 1) -> FakePrediction:
+        """Move a manual prediction on (the only one, if no id is given)."""
+        prediction = self.predictions[prediction_id] if prediction_id else \
+            next(iter(self.predictions.values()))
+        for _ in range(steps):
+            prediction.advance()
+        self.touch()
+        return prediction
+
+    def finish(self, prediction_id: str | None = None) -> FakePrediction:
+        """Run a manual prediction to its end."""
+        prediction = self.predictions[prediction_id] if prediction_id else \
+            next(iter(self.predictions.values()))
+        while not prediction.terminal:
+            prediction.advance()
+        self.touch()
+        return prediction
 
     @staticmethod
     def _duration(text: str) -> float | None:
@@ -545,10 +597,44 @@ class FakeReplicate(LoopbackServer):
         prediction = await self._prediction(request)
         if not isinstance(prediction, FakePrediction):
             return prediction
-        if prediction.scenario.duration is None:
+        if prediction.scenario.duration is None and not prediction.scenario.manual:
             prediction.advance()
         prediction.refresh()
         return self._json(prediction.to_json())
+
+    async def _list(self, request: web.Request) -> web.StreamResponse:
+        """`GET /predictions`: newest first, `created_after`/`created_before` honoured, a
+        page at a time; `next` names the upstream host, as the real API does behind a relay."""
+        await self._record(request)
+        if (fault := await self._fault(request)) is not None:
+            return fault
+        if not self._authorised(request):
+            return self._unauthorised()
+        query = request.query
+
+        def instant(name: str) -> float | None:
+            value = query.get(name)
+            if value is None:
+                return None
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+        after, before = instant("created_after"), instant("created_before")
+        found = [p for p in reversed(list(self.predictions.values()))
+                 if (after is None or p.created_unix >= after)
+                 and (before is None or p.created_unix <= before)]
+        start = int(query.get("cursor", "0"))
+        page = found[start:start + self.page_size]
+        following = None
+        if start + self.page_size < len(found):
+            params = {k: v for k, v in query.items() if k != "cursor"}
+            params["cursor"] = str(start + self.page_size)
+            following = f"{UPSTREAM}/predictions?{urlencode(params)}"
+        results = []
+        for prediction in page:
+            item = prediction.to_json()
+            item["logs"] = ""  # the list carries no logs (or truncated ones)
+            results.append(item)
+        return self._json({"next": following, "previous": None, "results": results})
 
     async def _cancel(self, request: web.Request) -> web.StreamResponse:
         prediction = await self._prediction(request)
@@ -578,8 +664,10 @@ class FakeReplicate(LoopbackServer):
         if entry is None:
             return web.Response(status=404, text="Not Found")
         data, content_type, status = entry
+        await self.through_gates(request.method, request.path)
         self.files_active += 1
         self.files_peak = max(self.files_peak, self.files_active)
+        self.touch()
         try:
             await asyncio.sleep(self.file_delay)
         finally:

@@ -10,6 +10,9 @@ import pytest
 
 from bot.storage.database import MIGRATIONS, Database
 
+SHIPPED = len(list(MIGRATIONS.glob("*.sql")))  # the versions the package ships
+NEXT = SHIPPED + 1
+
 
 async def test_pragmas_and_private_files(tmp_path: Path):
     db = await Database.open(tmp_path / "new" / "folder" / "bot.db")
@@ -28,20 +31,20 @@ async def test_migrations_apply_once_on_a_new_and_an_existing_database(tmp_path:
     shutil.copytree(MIGRATIONS, folder)
     path = tmp_path / "bot.db"
     db = await Database.open(path, migrations=folder)
-    assert await db.schema_version() == 1
+    assert await db.schema_version() == SHIPPED
     await db.execute("INSERT INTO bans (guild_id, user_id, banned_by, banned_at)"
                      " VALUES (1, 2, 3, 4)")
     assert await db.migrate(folder) == []  # running twice changes nothing
     await db.close()
 
-    (folder / "0002_notes.sql").write_text("ALTER TABLE bans ADD COLUMN note TEXT;")
+    (folder / f"{NEXT:04d}_notes.sql").write_text("ALTER TABLE bans ADD COLUMN note TEXT;")
     db = await Database.open(path, migrations=folder)
     try:
-        assert await db.schema_version() == 2
+        assert await db.schema_version() == NEXT
         row = await db.fetchone("SELECT user_id, note FROM bans")
         assert (row["user_id"], row["note"]) == (2, None)  # data kept
         versions = await db.fetchall("SELECT version FROM schema_version ORDER BY version")
-        assert [r[0] for r in versions] == [1, 2]
+        assert [r[0] for r in versions] == list(range(1, NEXT + 1))
     finally:
         await db.close()
 
@@ -49,13 +52,13 @@ async def test_migrations_apply_once_on_a_new_and_an_existing_database(tmp_path:
 async def test_a_failing_migration_changes_nothing(tmp_path: Path):
     folder = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, folder)
-    (folder / "0002_broken.sql").write_text(
+    (folder / f"{NEXT:04d}_broken.sql").write_text(
         "CREATE TABLE half (x INTEGER);\nTHIS IS NOT SQL;")
     with pytest.raises(Exception, match="syntax error"):
         await Database.open(tmp_path / "bot.db", migrations=folder)
     db = await Database.open(tmp_path / "bot.db")
     try:
-        assert await db.schema_version() == 1
+        assert await db.schema_version() == SHIPPED
         assert await db.fetchone("SELECT name FROM sqlite_master WHERE name = 'half'") is None
     finally:
         await db.close()
