@@ -224,8 +224,10 @@ def save_images(result: GenerationResult, out: Path) -> list[Path]:
     """Write each image as `<prediction id>-<index>.<ext>` and say what is missing."""
     out.mkdir(parents=True, exist_ok=True)
     paths = []
+    # the id comes from the API (or a relay): only its safe characters make a file name
+    stem = "".join(c for c in result.prediction.id if c.isascii() and (c.isalnum() or c in "-_"))
     for file in result.outputs.files:
-        path = out / f"{result.prediction.id}-{file.index}.{file.ext}"
+        path = out / f"{stem[:64] or 'prediction'}-{file.index}.{file.ext}"
         path.write_bytes(file.data)
         paths.append(path)
     if result.outputs.filtered:

@@ -114,6 +114,10 @@ class Updates:
         if self.closed:
             return
         self.latest = state
+        if self._task is not None and not self._task.done() and not self._sending and \
+                state.stage != self.shown_stage:
+            self._task.cancel()  # it waits out the interval; a new stage does not
+            self._task = None
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._flush())
 

@@ -238,8 +238,9 @@ class JobRunner:
 
     async def _run(self, job: Job) -> None:
         current_job.set(job.id)  # this task only: its log lines name the job
-        if job.id in self._canceled_early:
+        if job.id in self._canceled_early:  # settled before it started: show that, only
             self._canceled_early.discard(job.id)
+            await self._tell_canceled(job)
             return
         shown = Updates(job.reporter, self.edit_interval, self.clock)
         try:
@@ -327,10 +328,7 @@ class JobRunner:
             options = options.with_changes(seed=self.rand.randint(0, MAX_SEED))
         sent_at = await self.storage.history.claim(job.id, options.to_dict())
         if sent_at is None:  # settled meanwhile (a moderator's cancel): say so, create nothing
-            record = await self.storage.history.get(job.id)
-            if record is not None:
-                await job.reporter.fail(record, UserError("replicate.canceled"),
-                                        record.images_requested)
+            await self._tell_canceled(job)
             raise _Settled
         job.options, job.create_sent_at = options, sent_at
         if job.cancel_asked.is_set():
@@ -346,6 +344,8 @@ class JobRunner:
         try:
             return await self._unless_canceled(job, create, keep=True)
         except ReplicateError as error:
+            if self.client.stopping and not may_have_created(error):
+                raise Left from error  # a stop cut a create short: the next start looks
             if not may_have_created(error):
                 raise
             log.warning("job %d: create answered %s; looking for its prediction", job.id,
@@ -552,6 +552,14 @@ class JobRunner:
             if self.metrics is not None:
                 self.metrics.job_ended(status, 0, record.images_requested)
             await job.reporter.fail(record, error, record.images_requested)
+
+    async def _tell_canceled(self, job: Job) -> None:
+        """The job was refunded by a cancel before it started; its message may have been
+        posted only afterwards: make it say so."""
+        record = await self.storage.history.get(job.id)
+        if record is not None:
+            await job.reporter.fail(record, UserError("replicate.canceled"),
+                                    record.images_requested)
 
     # -- after a restart --------------------------------------------------------------------
 

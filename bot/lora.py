@@ -37,14 +37,68 @@ def _refuse(ref: str) -> OptionError:
     return OptionError("lora.invalid", ref=shown, forms="\n".join(f"• `{f}`" for f in FORMS))
 
 
-def _public_host(host: str | None) -> bool:
-    if not host or host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+_PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa", ".lan", ".intranet")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _number(part: str) -> int | None:
+    """One part of a numeric host as resolvers read it: `0x` hex, a leading 0 octal."""
+    try:
+        if part[:2] in ("0x", "0X"):
+            return int(part[2:] or "0", 16)
+        if len(part) > 1 and part.startswith("0"):
+            return int(part, 8)
+        return int(part, 10)
+    except ValueError:
+        return None
+
+
+def ipv4_spelling(host: str) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a host spells in any of the forms `inet_aton` and browsers take
+    (`127.1`, `0x7f.0.0.1`, `0177.0.0.1`, `2130706433`, `169.254.43518`), else None.
+    Raises ValueError for a numeric host that is no valid address."""
+    parts = host.split(".")
+    if not parts[-1] or not re.fullmatch(r"(0[xX][0-9a-fA-F]*|[0-9]+)", parts[-1]):
+        return None  # a name, not a number
+    numbers = [_number(p) for p in parts]
+    if len(parts) > 4 or any(n is None for n in numbers):
+        raise ValueError(f"{host} is not an address")
+    *leading, last = [n for n in numbers if n is not None]
+    if any(n > 255 for n in leading) or last >= 256 ** (5 - len(parts)):
+        raise ValueError(f"{host} is out of range")
+    value = 0
+    for n in leading:
+        value = value * 256 + n
+    return ipaddress.IPv4Address(value * 256 ** (5 - len(parts)) + last)
+
+
+def public_host(host: str | None) -> bool:
+    """Whether `host` names a public machine, read the way URL libraries and resolvers read
+    it: IDNA (full-width digits and dots, `①②⑦`), a trailing dot, every IPv4 spelling, IPv6
+    with an IPv4 inside. Loopback, private, link-local, reserved and local names are not."""
+    if not host:
         return False
     try:
-        address = ipaddress.ip_address(host)
+        host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return False
+    host = host.removesuffix(".")
+    if not re.fullmatch(r"[a-z0-9_.:-]+", host):
+        return False  # %-escapes and the like: a URL library would decode them
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipv4_spelling(host)
+        if address is None and ":" in host:
+            address = ipaddress.IPv6Address(host)
     except ValueError:
-        return "." in host
-    return address.is_global
+        return False
+    if address is None:
+        return "." in host and host != "localhost" and not host.endswith(_PRIVATE_SUFFIXES)
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = address.ipv4_mapped or address.sixtofour or (
+            ipaddress.IPv4Address(int(address) & 0xFFFFFFFF) if address in _NAT64 else None)
+        if inner is not None and not inner.is_global:
+            return False
+    return address.is_global and not address.is_multicast and not address.is_reserved
 
 
 def check_lora_ref(ref: str) -> str:
@@ -65,7 +119,7 @@ def check_lora_ref(ref: str) -> str:
         or url.username is not None
         or url.password is not None
         or port not in (None, 80, 443)
-        or not _public_host(url.hostname)
+        or not public_host(url.hostname)
         or "/../" in f"{url.path}/"
         or "/./" in f"{url.path}/"
     ):

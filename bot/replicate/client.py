@@ -115,6 +115,7 @@ class ReplicateClient:
         self.in_flight = 0
         self.waiting = 0
         self.stopping = False  # set at shutdown: nothing new is created, not even a retry
+        self._stopped = asyncio.Event()
         self._orphans: set[asyncio.Task[Any]] = set()
 
     @classmethod
@@ -145,6 +146,7 @@ class ReplicateClient:
     def stop_creating(self) -> None:
         """From now on `create` refuses, and a create waiting to be retried gives up."""
         self.stopping = True
+        self._stopped.set()
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}"}
@@ -200,7 +202,21 @@ class ReplicateClient:
                 raise error
             log.warning("replicate %s %s: %s; retry %d in %.2fs", method,
                         url.removeprefix(self.api_base), error.describe(), attempt, delay)
-            await self.sleep(delay)
+            if idempotent:
+                await self.sleep(delay)
+            elif not await self._nap_unless_stopped(delay):
+                raise error  # stopping: a create waiting for its retry gives up at once
+
+    async def _nap_unless_stopped(self, seconds: float) -> bool:
+        """Sleep `seconds`; False (at once) if a stop comes first."""
+        nap = asyncio.ensure_future(self.sleep(seconds))
+        stop = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait({nap, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            nap.cancel()
+            stop.cancel()
+        return not self.stopping
 
     async def _json(self, method: str, *parts: str, idempotent: bool, **kwargs: Any
                     ) -> Prediction:

@@ -267,12 +267,12 @@ class QuotaEngine:
     async def _drain(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting[:BATCH], self._waiting[BATCH:]
-            outcomes: list[tuple[asyncio.Future[Reservation], Any]] = []
-            try:
-                async with self.db.transaction() as tx:
-                    outcomes = await self._reserve_batch(tx, batch)
-            except Exception as error:  # the whole batch rolled back: tell every caller
-                outcomes = [(future, error) for _, future in batch]
+            outcomes = await self._write(batch)
+            if len(batch) > 1 and any(isinstance(o, Exception) and not
+                                      isinstance(o, QuotaRefused) for _, o in outcomes):
+                # the batch rolled back: one bad reservation must not fail the others, so
+                # each is tried again alone
+                outcomes = [o for one in batch for o in await self._write([one])]
             for future, outcome in outcomes:
                 if future.done():
                     continue
@@ -280,6 +280,14 @@ class QuotaEngine:
                     future.set_exception(outcome)
                 else:
                     future.set_result(outcome)
+
+    async def _write(self, batch: list[tuple[JobRequest, asyncio.Future[Reservation]]]
+                     ) -> list[tuple[asyncio.Future[Reservation], Any]]:
+        try:
+            async with self.db.transaction() as tx:
+                return await self._reserve_batch(tx, batch)
+        except Exception as error:  # rolled back: nothing of it was written
+            return [(future, error) for _, future in batch]
 
     async def _reserve_batch(self, tx: Transaction,
                              batch: list[tuple[JobRequest, asyncio.Future[Reservation]]]

@@ -100,6 +100,20 @@ async def test_generate_saves_real_images(tmp_path: Path, fake: FakeReplicate):
     assert TOKEN not in out + err
 
 
+async def test_generate_keeps_files_in_the_folder_whatever_id_the_api_gives(
+        tmp_path: Path, fake: FakeReplicate):
+    fake.wait_scale = 1.0
+    fake.scenario = Scenario(duration=0.05, reported_id="/../../outside")
+    out_dir = tmp_path / "a" / "images"
+    code, out, err = await cli("generate", "x", "--out", str(out_dir),
+                               "--config", str(relay_config(tmp_path, fake, "")),
+                               env={"REPLICATE_API_TOKEN": TOKEN})
+    assert code == 0, err
+    (saved,) = [Path(line) for line in out.split()]
+    assert saved.parent == out_dir and saved.name == "outside-0.webp"
+    assert sorted(p.name for p in tmp_path.rglob("*.webp")) == ["outside-0.webp"]
+
+
 async def test_generate_image_to_image_from_a_file(tmp_path: Path, fake: FakeReplicate):
     source = tmp_path / "in.png"
     source.write_bytes(make_image("png", (32, 32), 1))

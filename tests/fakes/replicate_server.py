@@ -85,6 +85,7 @@ class Scenario:
     predict_time: float = 7.25
     finish_lag: float | None = None  # time mode: seconds from outputs to `succeeded`
     manual: bool = False  # advances only when the test calls `advance` (a GET does not)
+    reported_id: str | None = None  # a hostile relay: the id the answers give
 
 
 @dataclass
@@ -101,9 +102,11 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     times: int = 1
+    suffix: bool = False  # `path` must end the request's path (`/predictions`: the list)
 
     def matches(self, method: str, path: str) -> bool:
-        return self.method in (method, "*") and self.path in path
+        found = path.endswith(self.path) if self.suffix else self.path in path
+        return self.method in (method, "*") and found
 
 
 @dataclass
@@ -309,7 +312,7 @@ class FakePrediction:
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "id": self.id, "model": MODEL, "version": VERSION, "input": self.input,
+            "id": self.scenario.reported_id or self.id, "model": MODEL, "version": VERSION, "input": self.input,
             "logs": self.logs, "output": self.output, "data_removed": self.data_removed,
             "error": self.error, "status": self.status, "source": "api",
             "created_at": self.created_at,
@@ -606,6 +609,7 @@ class FakeReplicate(LoopbackServer):
         """`GET /predictions`: newest first, `created_after`/`created_before` honoured, a
         page at a time; `next` names the upstream host, as the real API does behind a relay."""
         await self._record(request)
+        await self.through_gates(request.method, request.path)
         if (fault := await self._fault(request)) is not None:
             return fault
         if not self._authorised(request):
