@@ -312,7 +312,8 @@ class FakePrediction:
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "id": self.scenario.reported_id or self.id, "model": MODEL, "version": VERSION, "input": self.input,
+            "id": self.scenario.reported_id or self.id, "model": MODEL, "version": VERSION,
+            "input": self.input,
             "logs": self.logs, "output": self.output, "data_removed": self.data_removed,
             "error": self.error, "status": self.status, "source": "api",
             "created_at": self.created_at,
