@@ -82,3 +82,19 @@ class Clock:
 from tests.stack import discord_fake, stack, start_stack  # noqa: E402
 
 __all__ = ["Clock", "VirtualTime", "discord_fake", "stack", "start_stack"]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the fault matrix (step × interruption → outcome) when its tests ran."""
+    import sys
+
+    matrix = sys.modules.get("tests.test_fault_matrix")
+    results = getattr(matrix, "RESULTS", None)
+    if not results:
+        return
+    kinds = matrix.INTERRUPTIONS  # type: ignore[union-attr]
+    write = terminalreporter.write_line
+    terminalreporter.section("fault matrix: how the job ended (invariants held in every cell)")
+    write(f"{'step':<12}" + "".join(f"{k:>11}" for k in kinds))
+    for step in matrix.STEPS:  # type: ignore[union-attr]
+        write(f"{step:<12}" + "".join(f"{results.get((step, k), '-'):>11}" for k in kinds))

@@ -5,29 +5,14 @@ file it wrote."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
 import stat
-import sys
 from pathlib import Path
 
 from tests.fakes.discord_server import BOT_TOKEN, GUILD_ID, FakeDiscord
 from tests.fakes.replicate_server import TOKEN, FakeReplicate, Scenario
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-async def start_bot(config: Path, log: Path, discord: FakeDiscord
-                    ) -> asyncio.subprocess.Process:
-    discord.identified.clear()
-    env = {**os.environ, "DISCORD_TOKEN": BOT_TOKEN, "REPLICATE_API_TOKEN": TOKEN,
-           "PYTHONPATH": str(ROOT)}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", "--config", str(config), env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=log.open("ab"))
-    await asyncio.wait_for(discord.identified.wait(), 30)
-    return process
+from tests.process import start_bot
 
 
 async def test_sigkill_mid_job_then_restart(tmp_path: Path, fake: FakeReplicate):

@@ -13,6 +13,10 @@ ACCEPTED = [
     "https://civitai.com/api/download/models/735063?type=Model&format=SafeTensor&token=abc",
     "https://example.com/weights/my_lora.safetensors",
     "  alvdansen/frosting_lane_flux  ",
+    "http://8.8.8.8/x.safetensors",
+    "https://example.com./x.safetensors",
+    "https://bücher.example/x.safetensors",
+    "https://[2606:4700::1111]/x.safetensors",
 ]
 
 REFUSED = [
@@ -35,6 +39,28 @@ REFUSED = [
     "a/\nb",
     "x" * 10_000 + ".safetensors",
     "",
+    # every spelling of a private address that URL libraries and resolvers read as one
+    "http://127.1/x.safetensors",
+    "http://0x7f.0.0.1/x.safetensors",
+    "http://0177.0.0.1/x.safetensors",
+    "http://127.000.000.001/x.safetensors",
+    "http://2130706433/x.safetensors",
+    "http://10.1/x.safetensors",
+    "http://169.254.43518/x.safetensors",              # 169.254.169.254, the metadata server
+    "http://①②⑦.0.0.1/x.safetensors",                 # IDNA folds these to 127.0.0.1
+    "http://127。0。0。1/x.safetensors",                # full-width dots
+    "http://localhost./x.safetensors",
+    "http://ＬＯＣＡＬＨＯＳＴ/x.safetensors",
+    "http://%31%32%37.0.0.1/x.safetensors",
+    "http://[::ffff:127.0.0.1]/x.safetensors",
+    "http://[64:ff9b::7f00:1]/x.safetensors",
+    "http://[fe80::1]/x.safetensors",
+    "http://100.64.0.1/x.safetensors",                 # carrier-grade NAT
+    "http://224.0.0.1/x.safetensors",
+    "http://0/x.safetensors",
+    "http://1.2.3.4.5/x.safetensors",
+    "http://256.1.1.1/x.safetensors",
+    "http://printer.local/x.safetensors",
 ]
 
 

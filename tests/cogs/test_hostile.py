@@ -136,3 +136,29 @@ async def test_a_button_whose_record_is_gone_is_answered_plainly(stack):
         assert data["flags"] & EPHEMERAL
         assert data["content"] == "This generation no longer exists."
     assert len(stack.replicate.creates) == 1
+
+
+@pytest.mark.parametrize(("options", "text"), [
+    ({"name": "n" * 5000, "ref": "a/b"}, "the limit is 64"),
+    ({"name": "ok", "ref": "a/b", "scale": -1.0}, "below the minimum 0"),
+    ({"name": "ok", "ref": "a/b", "scale": float("inf")}, "is not a number"),
+    ({"name": "ok", "ref": "a/b", "scale": "0.5"}, "is not a number"),
+    ({"name": 12, "ref": "a/b"}, "must be text"),
+])
+async def test_values_beyond_a_commands_declared_ranges_are_refused_and_not_stored(
+        stack, options, text):
+    sent = await stack.discord.slash("lora", options, subcommand="add",
+                                     user=stack.discord.moderator)
+    await stack.discord.wait_for(lambda: sent.callbacks)
+    data = sent.callbacks[0].json["data"]
+    assert data["flags"] & EPHEMERAL and text in data["content"], data["content"]
+    assert await stack.bot.storage.loras.list(GUILD_ID) == []
+
+
+async def test_a_refusal_never_echoes_more_than_discord_takes(stack):
+    sent = await stack.discord.slash("imagine", {"prompt": "x", "aspect_ratio": "9" * 6000})
+    text = await refused(stack, sent)
+    assert "is not one of" in text and len(text) < 2000
+    lora = await stack.discord.slash("settings", {"lora": "x" * 6000}, subcommand="set")
+    await stack.discord.wait_for(lambda: lora.callbacks)
+    assert len(lora.callbacks[0].json["data"]["content"]) < 2000

@@ -664,12 +664,12 @@ class FakeReplicate(LoopbackServer):
         await self._record(request)
         if (fault := await self._fault(request)) is not None:
             return fault
+        await self.through_gates(request.method, request.path)
         key = f"{request.match_info['pid']}/{request.match_info['name']}"
         entry = self.files.get(key)
         if entry is None:
             return web.Response(status=404, text="Not Found")
         data, content_type, status = entry
-        await self.through_gates(request.method, request.path)
         self.files_active += 1
         self.files_peak = max(self.files_peak, self.files_active)
         self.touch()

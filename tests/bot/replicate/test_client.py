@@ -3,13 +3,16 @@ retries and typed errors."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 
 import pytest
 
 from bot.model import GenerationOptions, to_api_input, validate
 from bot.replicate.client import ReplicateClient
 from bot.replicate.errors import (
+    AnswerTooLarge,
     AuthenticationError,
     InsufficientCreditError,
     InvalidInputError,
@@ -19,6 +22,7 @@ from bot.replicate.errors import (
     PredictionTimeout,
     RateLimitedError,
     ServerError,
+    Stopping,
     TransportError,
 )
 from bot.replicate.prediction import Prediction
@@ -348,19 +352,68 @@ async def test_rate_limit_on_create_gives_up_after_its_attempts(fake: FakeReplic
 
 async def test_canceled_while_the_create_is_held_the_prediction_is_canceled_too(
         fake: FakeReplicate, make_client):
-    import asyncio
-
-    fake.scenario = Scenario(outcome="stuck", duration=60)
-    fake.wait_scale = 0.05  # the create is held 0.25 s
-    client = make_client(real_time=True, wait_seconds=5)
+    fake.scenario = Scenario(manual=True)
+    fake.wait_scale = 1.0
+    client = make_client(real_time=True, wait_seconds=60)
     task = asyncio.ensure_future(client.run({"prompt": "x"}))
-    await fake.wait_for(lambda: fake.predictions)
+    await fake.wait_for(lambda: fake.holding)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    fake.release_holds()  # the create answers: only now is the id known
     await client.close()  # waits for the orphaned create to come back
     (prediction,) = fake.predictions.values()
     assert prediction.status == "canceled"
+
+
+async def test_retries_stop_at_the_deadline(fake: FakeReplicate, make_client, vtime):
+    client = make_client()
+    created = await client.create({"prompt": "x"})
+    fake.faults.append(Fault("GET", status=503, times=50))
+    deadline = vtime.now + 1.0
+    with pytest.raises(ServerError):
+        await client.get(created.id, deadline=deadline)
+    assert vtime.now <= deadline  # not the 8 attempts of a backoff growing to 20 s
+    assert len(fake.calls("GET")) < 8
+
+
+async def test_a_held_create_is_found_in_the_list_behind_a_relay(fake: FakeReplicate,
+                                                                make_client):
+    fake.page_size = 2
+    client = make_client(api_base=fake.relay_base)
+    sent_at = time.time()
+    wanted = {"prompt": "mine", "seed": 123456789, "num_outputs": 1}
+    target = await client.create(wanted)
+    for n in range(4):  # newer ones from the same account push it to the third page
+        await client.create({"prompt": "mine", "seed": n})
+    found = await client.find_created(wanted, sent_at)
+    assert found is not None and found.id == target.id
+    assert len(fake.lists) == 3
+    assert all(r.path == "/replicate/v1/predictions" for r in fake.lists)  # never upstream
+    assert await client.find_created({"prompt": "never sent", "seed": 1}, sent_at) is None
+
+
+async def test_an_answer_too_large_is_refused_at_once(fake: FakeReplicate, make_client):
+    client = make_client()
+    created = await client.create({"prompt": "x"})
+    fake.faults.append(Fault("GET", status=200, body="x" * (17 * 1024 * 1024)))
+    with pytest.raises(AnswerTooLarge):
+        await client.get(created.id)
+    assert len(fake.calls("GET")) == 1  # not read again and again
+
+
+async def test_a_stopping_client_creates_nothing_even_on_retry(fake: FakeReplicate,
+                                                               make_client):
+    fake.faults.append(Fault("POST", status=429, headers={"Retry-After": "60"}))
+    client = make_client(real_time=True)
+    create = asyncio.ensure_future(client.create({"prompt": "x"}))
+    await fake.wait_for(lambda: fake.creates)
+    client.stop_creating()
+    with pytest.raises(RateLimitedError):
+        await create  # at once, not after the 60 s the 429 asked for
+    with pytest.raises(Stopping):
+        await client.create({"prompt": "y"})
+    assert len(fake.creates) == 1 and not fake.predictions
 
 
 async def test_until_outputs_returns_when_they_are_all_there(fake: FakeReplicate, make_client):

@@ -288,3 +288,28 @@ async def test_an_abandoned_reservation_is_given_back(open_storage):
         await asyncio.gather(*storage.quota._cleanup)
     status = await storage.quota.status(GUILD, 1)
     assert status.periods[0].used == 2 and status.in_flight == 2
+
+
+async def test_one_bad_reservation_does_not_fail_the_others_of_its_batch(open_storage):
+    storage = await open_storage(daily=5)
+    good = [request(user=n) for n in range(1, 6)]
+    bad = request(user=2**64)  # a value SQLite cannot store: the whole batch rolls back
+    results = await asyncio.gather(*(storage.quota.reserve(r) for r in [*good[:2], bad,
+                                                                        *good[2:]]),
+                                   return_exceptions=True)
+    assert isinstance(results[2], OverflowError)
+    kept = [r for i, r in enumerate(results) if i != 2]
+    assert all(not isinstance(r, BaseException) for r in kept)
+    assert len({r.job_id for r in kept}) == 5
+    rows = await storage.db.fetchall("SELECT user_id FROM ledger WHERE kind = 'reserve'")
+    assert sorted(r[0] for r in rows) == [1, 2, 3, 4, 5]
+
+
+async def test_a_batch_counts_each_server_apart(open_storage):
+    storage = await open_storage(daily=5, guild_daily=1, per_user_concurrent=1)
+    # the same member in two servers, at once: each server's cap and slots are its own
+    results = await reserve_all(storage, [request(user=7, guild=1), request(user=7, guild=2),
+                                          request(user=8, guild=1)])
+    assert not isinstance(results[0], BaseException)
+    assert not isinstance(results[1], BaseException)
+    assert isinstance(results[2], QuotaRefused) and results[2].key == "quota.guild_cap"
