@@ -42,6 +42,11 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
                         headers={"Content-Type": "application/json", **(headers or {})})
 
 
+def _footer(message: dict[str, Any]) -> str:
+    embeds = message.get("embeds") or []
+    return str(((embeds[0] if embeds else {}).get("footer") or {}).get("text", ""))
+
+
 def _error(status: int, code: int, message: str) -> web.Response:
     return _json({"code": code, "message": message}, status)
 
@@ -114,6 +119,7 @@ class FakeDiscord(LoopbackServer):
         self.drops: list[Drop] = []
         self.omit_message_id = False  # a REST proxy that drops `response_message_id`
         self.nonces: dict[tuple[int, str], int] = {}  # (channel, nonce) -> message id
+        self.uploads: list[tuple[int, str]] = []  # (message id, its footer) per upload
         self.deadline = 3.0
         self.sockets: list[web.WebSocketResponse] = []
         self.identified = asyncio.Event()
@@ -418,6 +424,8 @@ class FakeDiscord(LoopbackServer):
                 else:
                     kept.extend(a for a in message["attachments"] if a["id"] == str(item["id"]))
             message["attachments"] = kept
+            if files:  # images uploaded: kept even if the message is deleted later
+                self.uploads.append((int(message["id"]), _footer(message)))
         if body.get("flags") is not None:
             message["flags"] = body["flags"]
 

@@ -17,6 +17,7 @@ import json
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -92,7 +93,8 @@ class Scenario:
 class Fault:
     """Answer the next `times` matching requests wrongly. `kind`: status (with `status`,
     `body`, `headers`), html (an HTML 5xx page), malformed (200 with broken JSON), reset
-    (drop the connection), delay (sleep `delay` seconds, then answer normally)."""
+    (drop the connection), reset_after (do the work, then drop the connection: a create
+    whose answer is lost), delay (sleep `delay` seconds, then answer normally)."""
 
     method: str = "GET"
     path: str = "/predictions"
@@ -340,6 +342,7 @@ class FakeReplicate(LoopbackServer):
         self.wait_scale = wait_scale
         self.scenario = Scenario()
         self.next_scenarios: list[Scenario] = []
+        self.scenario_for: Callable[[], Scenario] | None = None  # a scenario per create
         self.faults: list[Fault] = []
         self.requests: list[Recorded] = []
         self.predictions: dict[str, FakePrediction] = {}
@@ -409,7 +412,7 @@ class FakeReplicate(LoopbackServer):
 
     async def _fault(self, request: web.Request) -> web.StreamResponse | None:
         for fault in self.faults:
-            if fault.matches(request.method, request.path):
+            if fault.kind != "reset_after" and fault.matches(request.method, request.path):
                 fault.times -= 1
                 if fault.times <= 0:
                     self.faults.remove(fault)
@@ -475,6 +478,7 @@ class FakeReplicate(LoopbackServer):
             return fault
         if not self._authorised(request):
             return self._unauthorised()
+        lost = self._answer_lost(request)
         if self.out_of_credit:
             return self._problem(402, "You have insufficient credit to run this model. Go to "
                                  "https://replicate.com/account/billing#billing to purchase "
@@ -493,7 +497,8 @@ class FakeReplicate(LoopbackServer):
         if problems:
             return self._invalid(problems)
         cancel_after = self._duration(request.headers.get("Cancel-After", ""))
-        scenario = self.next_scenarios.pop(0) if self.next_scenarios else self.scenario
+        scenario = self.next_scenarios.pop(0) if self.next_scenarios else \
+            self.scenario_for() if self.scenario_for is not None else self.scenario
         pid = f"fake{next(self._ids):04d}" + "q" * 18
         prediction = FakePrediction(self, pid, dict(body["input"]), scenario, cancel_after)
         self.predictions[pid] = prediction
@@ -504,7 +509,20 @@ class FakeReplicate(LoopbackServer):
             headers["Preference-Applied"] = wait.group(0)
             if scenario.duration is not None or scenario.manual:
                 await self._hold(prediction, seconds * self.wait_scale)
+        if lost:
+            assert request.transport is not None
+            request.transport.abort()
         return self._json(prediction.to_json(), 201, **headers)
+
+    def _answer_lost(self, request: web.Request) -> bool:
+        """A `reset_after` fault: the create happens, its answer never arrives."""
+        for fault in self.faults:
+            if fault.kind == "reset_after" and fault.matches(request.method, request.path):
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.faults.remove(fault)
+                return True
+        return False
 
     async def _hold(self, prediction: FakePrediction, seconds: float) -> None:
         """What `Prefer: wait` does: answer once the prediction is ready or time is up."""

@@ -7,27 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.replicate.prediction import Progress
+from bot.jobs.state import JobState, Left
 
 log = logging.getLogger(__name__)
-
-
-class Left(Exception):
-    """The job is left as it is for the next start (the bot is stopping)."""
-
-
-@dataclass(frozen=True)
-class JobState:
-    """What a reporter shows while a job runs."""
-
-    job_id: int
-    stage: str  # queued | starting | processing
-    position: int = 0
-    progress: Progress = field(default_factory=Progress)
-    elapsed: float = 0.0
 
 
 class ShowsProgress(Protocol):

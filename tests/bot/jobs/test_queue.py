@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from bot.job_queue import JobQueue, JobState, Left, Updates
+from bot.jobs.queue import JobQueue, Updates
+from bot.jobs.state import JobState, Left
 
 
 async def test_queue_runs_in_order_and_tells_positions():

@@ -19,108 +19,49 @@ What holds whatever happens, at every step (tests/test_fault_matrix.py walks the
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
-from bot.errors import OptionError, UserError
+from bot.errors import UserError
 from bot.generation import GenerationResult, collect, estimate_cost, finish_generation
-from bot.images import fetchable, sniff
-from bot.job_queue import JobQueue, JobState, Left, Updates
+from bot.jobs.queue import JobQueue, Updates
+from bot.jobs.state import (
+    CREATING,
+    DELIVERING,
+    QUEUED,
+    RUNNING,
+    Canceled,
+    CancelOutcome,
+    Job,
+    JobState,
+    Left,
+    Reporter,
+    Resume,
+    Settled,
+)
+from bot.jobs.steps import ReplicateSteps
 from bot.logs import current_job
 from bot.metrics import Metrics
-from bot.model import MAX_SEED, GenerationOptions, to_api_input
-from bot.replicate.client import ReplicateClient, ensure_succeeded, outputs_ready, read_capped
+from bot.model import MAX_SEED, GenerationOptions
+from bot.replicate.client import ReplicateClient, ensure_succeeded, outputs_ready
 from bot.replicate.errors import (
-    AnswerTooLarge,
-    NotFoundError,
     PredictionCanceled,
     PredictionError,
     PredictionTimeout,
     ReplicateError,
-    may_have_created,
 )
 from bot.replicate.prediction import Prediction
 from bot.storage import Storage
 from bot.storage.history import Generation, InFlightJob
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("bot.jobs")
 
-T = TypeVar("T")
 EDIT_INTERVAL = 2.0
-MAX_INPUT_IMAGE = 20 * 1024 * 1024
 STOP_GRACE = 25.0  # seconds a stop waits for held creates and deliveries (compose: 30 s)
-
-QUEUED, CREATING, RUNNING, DELIVERING = "queued", "creating", "running", "delivering"
-
-__all__ = ["CancelOutcome", "JobQueue", "JobRunner", "JobState", "Reporter", "Resume"]
-
-
-class CancelOutcome(enum.StrEnum):
-    CANCELED = "canceled"        # stopped at Replicate or before it; credits refunded
-    DELIVERED = "delivered"      # it had finished before the cancel arrived: posted, charged
-    FINISHING = "finishing"      # its images are being posted: too late to cancel
-    NOT_RUNNING = "not_running"  # no such job runs here
-
-
-class Reporter(Protocol):
-    async def update(self, state: JobState) -> None:
-        """Show progress; may be skipped, never raises."""
-
-    async def already_delivered(self) -> int | None:
-        """Images already posted for this job by an earlier run (None: not posted)."""
-
-    async def deliver(self, job: Generation, result: GenerationResult) -> int:
-        """Post the images; returns how many were posted. Raises `UserError` when nothing
-        could be posted."""
-
-    async def annotate(self, job: Generation, result: GenerationResult) -> None:
-        """The images are posted; show the figures known only at the prediction's end."""
-
-    async def fail(self, job: Generation, error: UserError, refunded: int) -> None:
-        """Tell the member the job ended without images and what was refunded; never raises."""
-
-
-@dataclass(frozen=True)
-class Resume:
-    """Where a job left by an earlier run stood: its prediction, or when its create left."""
-
-    prediction_id: str | None = None
-    create_sent_at: float | None = None
-
-
-class _Canceled(Exception):
-    """A cancel was asked while `create` (a held create, if any) was under way."""
-
-    def __init__(self, create: asyncio.Future[Prediction] | None = None) -> None:
-        super().__init__("canceled")
-        self.create = create
-
-
-class _Settled(Exception):
-    """The job was settled by someone else (a moderator's cancel before it started)."""
-
-
-@dataclass(eq=False)
-class Job:
-    id: int
-    options: GenerationOptions
-    reporter: Reporter
-    resume: Resume | None = None
-    phase: str = QUEUED
-    prediction_id: str | None = None
-    create_sent_at: float | None = None
-    deadline: float = float("inf")
-    ended: bool = False  # the prediction reached a terminal status
-    slot: bool = False
-    outcome: CancelOutcome = CancelOutcome.CANCELED
-    cancel_asked: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class JobRunner:
@@ -137,7 +78,6 @@ class JobRunner:
         self.session = session
         self.cost_per_second = cost_per_second
         self.edit_interval = edit_interval
-        self.image_hosts = tuple(image_hosts)
         self.grace = grace
         self.clock = clock
         self.rand = rand or random.SystemRandom()
@@ -150,6 +90,8 @@ class JobRunner:
         self.closing = False
         self._phase_changed = asyncio.Event()
         self._canceled_early: set[int] = set()  # settled before their task started
+        self.steps = ReplicateSteps(client, session, on_created=self._created,
+                                    image_hosts=image_hosts, clock=clock)
 
     # -- control ----------------------------------------------------------------------------
 
@@ -255,7 +197,7 @@ class JobRunner:
             log.info("job %d left for the next start", job.id, extra={"job": job.id})
             job.outcome = CancelOutcome.NOT_RUNNING
             return
-        except _Settled:
+        except Settled:
             return
         except UserError as error:
             await self._fail(job, error)
@@ -273,17 +215,17 @@ class JobRunner:
 
         started = self.clock()
         try:
-            await self._unless_canceled(job, self.queue.acquire(job.id, on_position))
+            await self.steps.unless_canceled(job, self.queue.acquire(job.id, on_position))
             job.slot = True
             if self.closing:
                 raise Left
             started = self.clock()
             prediction = await self._prediction(job, shown, started)
             if not _ready(prediction):
-                prediction = await self._unless_canceled(
+                prediction = await self.steps.unless_canceled(
                     job, self._follow(job, prediction, shown, started))
-        except _Canceled as canceled:
-            prediction = await self._end_at_replicate(job, canceled.create)
+        except Canceled as canceled:
+            prediction = await self.steps.end_at_replicate(job, canceled.pending)
         prediction = prediction if outputs_ready(prediction) else ensure_succeeded(prediction)
         self._phase(job, DELIVERING)  # the images are in: cancels are refused from here
         if job.slot:
@@ -302,14 +244,14 @@ class JobRunner:
             posted = await job.reporter.already_delivered()
             if posted is not None:  # posted before a crash, not yet settled
                 await self._commit(job, posted)
-                raise _Settled
-            return await self._unless_canceled(
+                raise Settled
+            return await self.steps.unless_canceled(
                 job, self.client.get(resume.prediction_id, deadline=job.deadline))
         if resume is not None and resume.create_sent_at is not None:
             # created (or not) while nobody was looking: the account's list tells
             job.create_sent_at = resume.create_sent_at
             try:
-                found = await self._unless_canceled(job, self._find(job), keep=True)
+                found = await self.steps.unless_canceled(job, self.steps.find(job), keep=True)
             except ReplicateError as error:
                 log.warning("job %d: cannot look for its prediction (%s); refunding", job.id,
                             error.describe(), extra={"job": job.id})
@@ -322,43 +264,21 @@ class JobRunner:
             return found
         shown.show(JobState(job.id, "starting"))
         if job.options.image and job.options.image.startswith("http"):
-            await self._unless_canceled(job, self._check_image(job.options.image))
+            await self.steps.unless_canceled(job, self.steps.check_image(job.options.image))
         options = job.options
         if options.seed is None:  # ours, so that the input tells this job from any other
             options = options.with_changes(seed=self.rand.randint(0, MAX_SEED))
         sent_at = await self.storage.history.claim(job.id, options.to_dict())
         if sent_at is None:  # settled meanwhile (a moderator's cancel): say so, create nothing
             await self._tell_canceled(job)
-            raise _Settled
+            raise Settled
         job.options, job.create_sent_at = options, sent_at
         if job.cancel_asked.is_set():
-            raise _Canceled
+            raise Canceled
         self._phase(job, CREATING)
-        prediction = await self._create(job)
+        prediction = await self.steps.create(job)
         await self._created(job, prediction)
         return prediction
-
-    async def _create(self, job: Job) -> Prediction:
-        create = asyncio.ensure_future(self.client.create(to_api_input(job.options)))
-        create.add_done_callback(_consume)
-        try:
-            return await self._unless_canceled(job, create, keep=True)
-        except ReplicateError as error:
-            if self.client.stopping and not may_have_created(error):
-                raise Left from error  # a stop cut a create short: the next start looks
-            if not may_have_created(error):
-                raise
-            log.warning("job %d: create answered %s; looking for its prediction", job.id,
-                        error.describe(), extra={"job": job.id})
-            try:
-                found = await self._find(job)
-            except ReplicateError as lookup_error:
-                log.warning("job %d: cannot look (%s)", job.id, lookup_error.describe(),
-                            extra={"job": job.id})
-                found = None
-            if found is None:
-                raise
-            return found
 
     async def _created(self, job: Job, prediction: Prediction) -> None:
         """Its id is known: write it down first, so that a crash can resume it."""
@@ -367,10 +287,6 @@ class JobRunner:
         await self.storage.history.mark_running(job.id, prediction.id)
         if job.phase in (QUEUED, CREATING):
             self._phase(job, RUNNING)
-
-    async def _find(self, job: Job) -> Prediction | None:
-        assert job.create_sent_at is not None
-        return await self.client.find_created(to_api_input(job.options), job.create_sent_at)
 
     async def _follow(self, job: Job, prediction: Prediction, shown: Updates,
                       started: float) -> Prediction:
@@ -385,108 +301,6 @@ class JobRunner:
         on_update(prediction)
         return await self.client.follow(prediction, deadline=job.deadline, on_update=on_update,
                                         until_outputs=True)
-
-    async def _unless_canceled(self, job: Job, work: Awaitable[T], *, keep: bool = False) -> T:
-        """`work`'s result, unless a cancel is asked first: then stop it (or, with `keep`,
-        let it go on: a held create) and raise `_Canceled`."""
-        task = asyncio.ensure_future(work)
-        asked = asyncio.ensure_future(job.cancel_asked.wait())
-        try:
-            await asyncio.wait({task, asked}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            if not keep:
-                task.cancel()
-            raise
-        finally:
-            asked.cancel()
-        if task.done():
-            return task.result()
-        if keep:
-            raise _Canceled(task)  # type: ignore[arg-type]
-        task.cancel()
-        await asyncio.wait({task})
-        raise _Canceled
-
-    async def _end_at_replicate(self, job: Job, create: asyncio.Future[Prediction] | None
-                                ) -> Prediction:
-        """A cancel was asked: stop the prediction (finding its id first if its create is
-        still held). Returns it if it had already made its images (billed either way, so they
-        are posted and charged); raises `PredictionCanceled` otherwise."""
-        if job.prediction_id is None and create is not None:
-            held = await self._held(job, create)
-            if held is not None:
-                await self._created(job, held)
-        if job.prediction_id is None:  # never created
-            raise UserError("replicate.canceled")
-        ended = await self._cancel_until_ended(job, job.prediction_id)
-        if ended is not None and (ended.status == "succeeded" or outputs_ready(ended)):
-            log.info("job %d: canceled too late, delivering", job.id, extra={"job": job.id})
-            job.outcome = CancelOutcome.DELIVERED
-            return ended
-        raise PredictionCanceled(ended) if ended is not None else UserError("replicate.canceled")
-
-    async def _held(self, job: Job, pending: asyncio.Future[Any]) -> Prediction | None:
-        """The prediction of a create still held by `Prefer: wait` (or of a lookup under
-        way): from the account's list at once, or from `pending`, whichever comes first."""
-        lookup = asyncio.ensure_future(self._find(job))
-        lookup.add_done_callback(_consume)
-        try:
-            await asyncio.wait({pending, lookup}, return_when=asyncio.FIRST_COMPLETED)
-            if _found(lookup):
-                return lookup.result()
-            try:
-                answer = await pending
-            except ReplicateError as error:
-                if not may_have_created(error):
-                    return None
-                answer = None
-            if isinstance(answer, Prediction):
-                return answer
-            await asyncio.wait({lookup})
-            return lookup.result() if _found(lookup) else None
-        finally:
-            lookup.cancel()
-
-    async def _cancel_until_ended(self, job: Job, prediction_id: str) -> Prediction | None:
-        """Cancel until Replicate confirms an end (or the images are there); a cancel that
-        fails is tried again until the job's deadline, after which `Cancel-After` has ended
-        the prediction on Replicate's side anyway."""
-        delay = 0.5
-        last: Prediction | None = None
-        while True:
-            try:
-                last = await self.client.cancel(prediction_id)
-            except NotFoundError:
-                return last  # it does not exist (any more): nothing runs
-            except ReplicateError as error:
-                log.warning("job %d: cancel of %s failed: %s", job.id, prediction_id,
-                            error.describe(), extra={"job": job.id})
-            if last is not None and (last.terminal or outputs_ready(last)):
-                job.ended = last.terminal
-                return last
-            if self.clock() + delay > job.deadline:
-                return last
-            await self.client.sleep(delay)
-            delay = min(delay * 2, 10.0)
-
-    async def _check_image(self, url: str) -> None:
-        """The model fetches the image itself; make sure it is one first, reading at most
-        `MAX_INPUT_IMAGE` bytes, and only from Discord's own hosts."""
-        if not fetchable(url, self.image_hosts):
-            raise OptionError("check.image_host")
-        try:
-            async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=30),
-                                        allow_redirects=False) as resp:
-                if resp.status != 200:
-                    raise OptionError("check.image_unreadable")
-                data = await read_capped(resp, MAX_INPUT_IMAGE)
-        except AnswerTooLarge as exc:
-            raise OptionError("check.image_too_large", size=f"> {MAX_INPUT_IMAGE // 2**20}",
-                              limit=MAX_INPUT_IMAGE // 2**20) from exc
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise OptionError("check.image_unreadable") from exc
-        if sniff(data) is None:
-            raise OptionError("check.image_not_image")
 
     # -- endings ----------------------------------------------------------------------------
 
@@ -587,14 +401,3 @@ class JobRunner:
 
 def _ready(prediction: Prediction) -> bool:
     return prediction.terminal or outputs_ready(prediction)
-
-
-def _found(lookup: asyncio.Future[Prediction | None]) -> bool:
-    return lookup.done() and not lookup.cancelled() and lookup.exception() is None \
-        and lookup.result() is not None
-
-
-def _consume(future: asyncio.Future[Any]) -> None:
-    """A create or lookup nobody awaits any more: its failure is not news."""
-    if not future.cancelled():
-        future.exception()
