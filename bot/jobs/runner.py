@@ -89,7 +89,6 @@ class JobRunner:
         self.jobs: dict[int, Job] = {}
         self.closing = False
         self._phase_changed = asyncio.Event()
-        self._canceled_early: set[int] = set()  # settled before their task started
         self.steps = ReplicateSteps(client, session, on_created=self._created,
                                     image_hosts=image_hosts, clock=clock)
 
@@ -141,9 +140,14 @@ class JobRunner:
         if g.id in self.jobs:
             return await self.cancel(g.id)
         if g.prediction_id is None and entry.create_sent_at is None:
-            self._canceled_early.add(g.id)  # a `start` from now on runs nothing
-            await self._refund(Job(g.id, options, reporter), UserError("replicate.canceled"))
-            return CancelOutcome.CANCELED
+            # settled only if its create has not left; should its task start after all, its
+            # claim finds it settled and creates nothing
+            if await self._refund(Job(g.id, options, reporter), UserError("replicate.canceled"),
+                                  unless_claimed=True):
+                return CancelOutcome.CANCELED
+            if g.id in self.jobs:  # it started meanwhile: cancel it the usual way
+                return await self.cancel(g.id)
+            return CancelOutcome.NOT_RUNNING
         self.start(g.id, options, reporter, resume=Resume(g.prediction_id, entry.create_sent_at))
         return await self.cancel(g.id)
 
@@ -180,10 +184,6 @@ class JobRunner:
 
     async def _run(self, job: Job) -> None:
         current_job.set(job.id)  # this task only: its log lines name the job
-        if job.id in self._canceled_early:  # settled before it started: show that, only
-            self._canceled_early.discard(job.id)
-            await self._tell_canceled(job)
-            return
         shown = Updates(job.reporter, self.edit_interval, self.clock)
         try:
             try:
@@ -349,7 +349,7 @@ class JobRunner:
         await self._refund(job, error)
 
     async def _refund(self, job: Job, error: UserError, *, predict_time: float | None = None,
-                      cost: float | None = None) -> None:
+                      cost: float | None = None, unless_claimed: bool = False) -> bool:
         status = "timed_out" if isinstance(error, PredictionTimeout) else \
             "canceled" if isinstance(error, PredictionCanceled) or \
             error.key == "replicate.canceled" else "failed"
@@ -361,11 +361,13 @@ class JobRunner:
             log.warning("job %d %s: %s", job.id, status, error.describe(), extra={"job": job.id})
         record = await self.storage.history.get(job.id)
         settled = await self.storage.quota.refund(job.id, status=status, error=str(error)[:500],
-                                                  predict_time=predict_time, cost=cost)
+                                                  predict_time=predict_time, cost=cost,
+                                                  unless_claimed=unless_claimed)
         if record is not None and settled:
             if self.metrics is not None:
                 self.metrics.job_ended(status, 0, record.images_requested)
             await job.reporter.fail(record, error, record.images_requested)
+        return settled
 
     async def _tell_canceled(self, job: Job) -> None:
         """The job was refunded by a cancel before it started; its message may have been

@@ -337,9 +337,14 @@ class QuotaEngine:
     # -- settling ---------------------------------------------------------------------------
 
     async def _settle(self, job_id: int, delivered: int, status: str,
-                      fields: dict[str, Any]) -> bool:
+                      fields: dict[str, Any], unless_claimed: bool = False) -> bool:
         async with self.db.transaction() as tx:
             now = self.clock()
+            if unless_claimed:  # only if its create has not left (see History.claim)
+                row = await tx.fetchone("SELECT create_sent_at FROM jobs WHERE generation_id = ?",
+                                        (job_id,))
+                if row is None or row[0] is not None:
+                    return False
             rows = await tx.fetchall(
                 "SELECT kind, source, credits, guild_id, user_id, period_at FROM ledger"
                 " WHERE job_id = ? AND kind IN ('reserve', 'commit', 'refund')", (job_id,))
@@ -384,12 +389,14 @@ class QuotaEngine:
         return await self._settle(job_id, delivered, "succeeded", fields)
 
     async def refund(self, job_id: int, *, status: str = "failed", error: str | None = None,
-                     predict_time: float | None = None, cost: float | None = None) -> bool:
-        """The job failed, was canceled or timed out: give every credit back."""
+                     predict_time: float | None = None, cost: float | None = None,
+                     unless_claimed: bool = False) -> bool:
+        """The job failed, was canceled or timed out: give every credit back. With
+        `unless_claimed`, only if its create has not been sent (a cancel racing its start)."""
         if status not in ("failed", "canceled", "timed_out"):
             raise ValueError(status)
         return await self._settle(job_id, 0, status, {
-            "error": error, "predict_time": predict_time, "cost": cost})
+            "error": error, "predict_time": predict_time, "cost": cost}, unless_claimed)
 
     # -- moderators -------------------------------------------------------------------------
 

@@ -370,6 +370,7 @@ class FakeReplicate(LoopbackServer):
         for prediction in self.predictions.values():
             if prediction.task:
                 prediction.task.cancel()
+        self.release_holds()  # a held create would keep the server's shutdown waiting
         await super().close()
 
     @property
