@@ -10,6 +10,7 @@ import asyncio
 import io
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -39,6 +40,10 @@ TRANSPORT = (aiohttp.ClientError, OSError, TimeoutError)
 
 class NoMessage(Exception):
     """The job has no message to edit (a proxy dropped its id, or it is gone)."""
+
+
+class Unsure(Exception):
+    """Discord could not be asked (resets, time-outs) whether something landed."""
 
 
 class DiscordReporter:
@@ -83,10 +88,15 @@ class DiscordReporter:
             raise NoMessage
         return self.message_id
 
-    async def _edit(self, **kwargs: Any) -> None:
+    async def _edit(self, *, retry: bool = False, **kwargs: Any) -> None:
         """Edit the job's message: through the token while it lives, else the channel.
         `files` (name, bytes) are made into fresh `discord.File`s for each attempt: a file
-        read by a refused attempt would otherwise be sent empty by the next."""
+        read by a refused attempt would otherwise be sent empty by the next. With `retry`,
+        a reset or a time-out is tried again (an edit is the same edit twice): a final state
+        must not be lost to one dropped connection."""
+        await retried(lambda: self._edit_once(**kwargs), 3 if retry else 1)
+
+    async def _edit_once(self, **kwargs: Any) -> None:
         files: list[tuple[str, bytes]] | None = kwargs.pop("files", None)
         kwargs.setdefault("allowed_mentions", only(self.user_id))
         message_id = await self._message_id()
@@ -131,14 +141,28 @@ class DiscordReporter:
             log.warning("job %d: progress not shown (%s)", self.job_id, _why(exc),
                         extra={"job": self.job_id})
 
+    async def _attachments(self) -> int:
+        """How many files the job's message carries (0 when it is gone); `Unsure` when
+        Discord cannot be asked after a few tries."""
+        for attempt in range(4):
+            try:
+                message = await self._channel().fetch_message(await self._message_id())
+                return len(message.attachments)
+            except (discord.NotFound, NoMessage):
+                return 0
+            except (discord.HTTPException, *TRANSPORT):
+                await asyncio.sleep(0.5 * 2 ** attempt)
+        raise Unsure
+
     async def already_delivered(self) -> int | None:
         if self.message_id is None:
             return None
         try:
-            message = await self._channel().fetch_message(self.message_id)
-        except (discord.HTTPException, *TRANSPORT):
+            return await self._attachments() or None
+        except Unsure:
+            log.warning("job %d: cannot tell whether its images were posted", self.job_id,
+                        extra={"job": self.job_id})
             return None
-        return len(message.attachments) or None
 
     async def _files(self, result: GenerationResult) -> list[tuple[str, bytes]]:
         outputs = result.outputs.files
@@ -178,17 +202,12 @@ class DiscordReporter:
     async def _posted(self, count: int) -> bool:
         """Whether the job's message carries its images (after an answer that never came).
         Unsure (Discord unreachable) counts as posted: never post twice."""
-        for attempt in range(3):
-            try:
-                message = await self._channel().fetch_message(await self._message_id())
-                return len(message.attachments) >= count
-            except (discord.NotFound, NoMessage):
-                return False
-            except (discord.HTTPException, *TRANSPORT):
-                await asyncio.sleep(0.5 * 2 ** attempt)
-        log.warning("job %d: cannot tell whether the images landed; not posting again",
-                    self.job_id, extra={"job": self.job_id})
-        return True
+        try:
+            return await self._attachments() >= count
+        except Unsure:
+            log.warning("job %d: cannot tell whether the images landed; not posting again",
+                        self.job_id, extra={"job": self.job_id})
+            return True
 
     async def _post_in_channel(self, job: Generation, mention: str, embed: discord.Embed,
                                view: discord.ui.View, files: list[tuple[str, bytes]]) -> int:
@@ -215,7 +234,8 @@ class DiscordReporter:
                 done = job_embed(self.locale, job.id, title=_t("imagine.done_title", self.locale),
                                  colour=discord.Colour.green(),
                                  description=_t("imagine.posted_below", self.locale))
-                await self._channel().get_partial_message(old).edit(embed=done, view=None)
+                await retried(lambda: self._channel().get_partial_message(old).edit(
+                    embed=done, view=None))
             except (discord.HTTPException, *TRANSPORT):
                 pass
         return len(files)
@@ -226,7 +246,7 @@ class DiscordReporter:
         embed = result_embed(self.locale, job, seed=result.seed, elapsed=result.elapsed,
                              cost=result.cost, filtered=result.outputs.missing)
         try:  # the embed only: the attachments stay as posted
-            await self._edit(embed=embed, view=result_view(job.id, self.locale))
+            await self._edit(embed=embed, view=result_view(job.id, self.locale), retry=True)
         except (discord.HTTPException, NoMessage, *TRANSPORT) as exc:
             log.warning("job %d: cost not shown (%s)", self.job_id, _why(exc),
                         extra={"job": self.job_id})
@@ -239,7 +259,7 @@ class DiscordReporter:
         embed = job_embed(self.locale, job.id, title=title, colour=discord.Colour.red(),
                           description=f"{shown(job.prompt, 500)}\n\n{shorten(text, 3000)}")
         try:
-            await self._edit(embed=embed, view=None)
+            await self._edit(embed=embed, view=None, retry=True)
             return
         except (discord.HTTPException, NoMessage, *TRANSPORT):
             pass
@@ -256,6 +276,17 @@ class DiscordReporter:
         except (discord.HTTPException, *TRANSPORT):
             log.warning("job %d: could not tell the member it failed", self.job_id,
                         extra={"job": self.job_id})
+
+
+async def retried(call: Callable[[], Awaitable[Any]], tries: int = 3) -> Any:
+    """`call()`, tried again after a reset or a time-out (for calls that may be repeated)."""
+    for attempt in range(tries):
+        try:
+            return await call()
+        except TRANSPORT:
+            if attempt == tries - 1:
+                raise
+            await asyncio.sleep(0.5 * 2 ** attempt)
 
 
 def _attach(files: list[tuple[str, bytes]] | None, key: str = "attachments"

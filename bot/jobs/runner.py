@@ -342,7 +342,10 @@ class JobRunner:
 
     async def _fail(self, job: Job, error: UserError) -> None:
         """The job ends without images: its prediction must not run on unseen, and every
-        credit goes back."""
+        credit goes back; unless an earlier run had posted them before it stopped."""
+        if job.resume is not None and (posted := await job.reporter.already_delivered()):
+            await self._commit(job, posted)
+            return
         if job.prediction_id is not None and not job.ended and \
                 not isinstance(error, PredictionError):
             await self.client.cancel_quietly(job.prediction_id)

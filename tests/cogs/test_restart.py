@@ -88,3 +88,46 @@ async def test_a_job_that_never_reached_replicate_is_refunded_and_told(start_sta
     status = await again.bot.storage.quota.status(GUILD_ID, member.id)
     assert status.periods[0].used == 0 and status.in_flight == 0
     assert not again.replicate.creates
+
+
+async def test_a_posted_result_is_charged_even_if_resuming_it_fails(start_stack):
+    """Found by the soak: after a crash between posting and settling, the restart's look at
+    the message hit a reset, and the poll then failed: the member was refunded although the
+    images were there (a billed prediction counted as never posted)."""
+    from tests.fakes.discord_server import Drop
+    from tests.fakes.replicate_server import Fault
+
+    stack = await start_stack()
+    sent = await stack.discord.slash("imagine", {"prompt": "a castle"})
+    await stack.finished(sent)
+    storage = stack.bot.storage
+    job = (await storage.history.page(GUILD_ID, stack.discord.member.id)).items[0]
+    await storage.db.execute("DELETE FROM ledger WHERE kind IN ('commit', 'refund')")
+    await storage.db.execute(
+        "INSERT INTO jobs (generation_id, guild_id, user_id, state, updated_at)"
+        " VALUES (?, ?, ?, 'running', 0)", (job.id, GUILD_ID, job.user_id))
+    await stack.stop()
+
+    stack.discord.drops.append(Drop("GET", f"/messages/{job.message_id}"))  # unsure at first
+    stack.replicate.faults.append(Fault("GET", path="/predictions/", status=404, times=20))
+    again = await start_stack()
+    await again.bot.resumed.wait()
+    await again.bot.runner.idle()
+    status = await again.bot.storage.quota.status(GUILD_ID, job.user_id)
+    assert status.in_flight == 0 and status.periods[0].used == 1  # charged: it was posted
+    assert len([c for c in again.discord.calls if c.files]) == 1
+
+
+async def test_a_final_edit_lost_to_a_reset_is_made_again(start_stack):
+    """Found by the soak: a job that ended while its message's edit was cut kept showing
+    'Starting…'."""
+    from tests.fakes.discord_server import Drop
+
+    stack = await start_stack()
+    stack.replicate.scenario = Scenario(outcome="failed", duration=0.05)
+    stack.discord.drops.append(Drop("PATCH", "/messages/", match=lambda c: "Failed" in str(
+        c.json)))
+    sent = await stack.discord.slash("imagine", {"prompt": "a castle"})
+    message = await stack.finished(sent)
+    assert message["embeds"][0]["title"] == "Failed"
+    assert not stack.discord.requests("POST", f"/channels/{CHANNEL_ID}/messages")
