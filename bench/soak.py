@@ -169,9 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stops", type=int, default=1, help="SIGTERM stops (default 1)")
     parser.add_argument("--kills", type=int, default=2, help="SIGKILL kills (default 2)")
     parser.add_argument("--out", type=Path, help="also write the report as JSON here")
+    parser.add_argument("--keep", type=Path, help="keep the bot's database and log here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         report = asyncio.run(Soak(args, Path(folder)).run())
+        if args.keep:
+            import shutil
+
+            shutil.copytree(folder, args.keep, dirs_exist_ok=True)
     print(json.dumps(report, indent=2))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
