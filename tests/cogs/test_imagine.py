@@ -195,8 +195,7 @@ async def test_filtered_images_are_refunded(stack):
 
 
 async def test_cancel_refunds(stack):
-    stack.replicate.scenario = Scenario(outcome="stuck", duration=60)
-    stack.replicate.wait_scale = 0.05  # Prefer: wait holds the create 0.25 s
+    stack.replicate.scenario = Scenario(manual=True)  # held by Prefer: wait until it ends
     sent = await stack.discord.slash("imagine", {"prompt": "x"})
     await stack.discord.wait_for(lambda: stack.replicate.predictions)
     message = stack.discord.message_for(sent)
@@ -215,8 +214,7 @@ async def test_cancel_refunds(stack):
 
 
 async def test_someone_else_cannot_cancel(stack):
-    stack.replicate.scenario = Scenario(outcome="stuck", duration=60)
-    stack.replicate.wait_scale = 0.05
+    stack.replicate.scenario = Scenario(manual=True)  # held by Prefer: wait until it ends
     sent = await stack.discord.slash("imagine", {"prompt": "x"})
     await stack.discord.wait_for(lambda: stack.replicate.predictions)
     message = stack.discord.message_for(sent)
@@ -339,9 +337,7 @@ async def test_commands_sync_with_chinese_localizations(start_stack):
 
 async def test_a_queued_job_shows_its_position_then_runs(start_stack):
     stack = await start_stack(replicate={"max_concurrent": 1})
-    stack.replicate.wait_scale = 0.05
-    stack.replicate.next_scenarios = [Scenario(outcome="stuck", duration=60),
-                                      Scenario(duration=0.05)]
+    stack.replicate.next_scenarios = [Scenario(manual=True), Scenario(duration=0.05)]
     first = await stack.discord.slash("imagine", {"prompt": "first"})
     await stack.replicate.wait_for(lambda: stack.replicate.predictions)
     second = await stack.discord.slash("imagine", {"prompt": "second"})

@@ -137,8 +137,7 @@ async def test_stats_match_the_generations(stack):
 
 
 async def test_jobs_and_cancel(stack):
-    stack.replicate.scenario = Scenario(outcome="stuck", duration=60)
-    stack.replicate.wait_scale = 0.05
+    stack.replicate.scenario = Scenario(manual=True)  # held by Prefer: wait until it ends
     sent = await imagine(stack, prompt="slow one", num_outputs=2)
     await stack.replicate.wait_for(lambda: stack.replicate.predictions)
     listing = await mod(stack, "jobs")
