@@ -189,6 +189,8 @@ class DiscordReporter:
                 return len(files)
             except discord.HTTPException as exc:
                 if exc.status not in (401, 404):
+                    log.warning("job %d: the images were refused (%s %s)", self.job_id,
+                                exc.status, exc.code, extra={"job": self.job_id})
                     raise UserError("imagine.cannot_post") from exc
             except NoMessage:
                 pass
@@ -203,7 +205,10 @@ class DiscordReporter:
         """Whether the job's message carries its images (after an answer that never came).
         Unsure (Discord unreachable) counts as posted: never post twice."""
         try:
-            return await self._attachments() >= count
+            found = await self._attachments()
+            log.info("job %d: its message carries %d file(s) after the reset", self.job_id,
+                     found, extra={"job": self.job_id})
+            return found >= count
         except Unsure:
             log.warning("job %d: cannot tell whether the images landed; not posting again",
                         self.job_id, extra={"job": self.job_id})
@@ -222,9 +227,13 @@ class DiscordReporter:
                     **_attach(files, "files"))
                 break
             except discord.HTTPException as exc:
+                log.warning("job %d: the channel refused the images (%s %s)", job.id,
+                            exc.status, exc.code, extra={"job": job.id})
                 raise UserError("imagine.cannot_post") from exc
             except TRANSPORT as exc:
                 if attempt:
+                    log.warning("job %d: the images could not be posted (%s)", job.id,
+                                _why(exc), extra={"job": job.id})
                     raise UserError("imagine.cannot_post") from exc
         assert message is not None
         old, self.message_id = self.message_id, message.id

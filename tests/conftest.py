@@ -33,6 +33,9 @@ class VirtualTime:
 async def fake() -> AsyncIterator[FakeReplicate]:
     async with FakeReplicate(wait_scale=0.02) as server:
         yield server
+    # every request checked against Replicate's own document: none may be one it refuses
+    if not server.refusals_expected:
+        assert server.schema_problems == []
 
 
 @pytest.fixture

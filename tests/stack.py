@@ -81,6 +81,9 @@ def settings(discord: FakeDiscord, replicate: FakeReplicate, tmp_path: Path,
 async def discord_fake() -> AsyncIterator[FakeDiscord]:
     async with FakeDiscord() as server:
         yield server
+    # every request checked against Discord's own document and rules: none may be refused
+    if not server.refusals_expected:
+        assert server.schema_problems == []
 
 
 @pytest.fixture

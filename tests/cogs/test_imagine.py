@@ -332,7 +332,26 @@ async def test_commands_sync_with_chinese_localizations(start_stack):
     assert options["num_outputs"]["max_value"] == 4
     assert options["prompt"]["description_localizations"]["zh-CN"] == "图像要表现的内容"
     assert [c["value"] for c in options["aspect_ratio"]["choices"]][:2] == ["1:1", "16:9"]
-    assert json.dumps(commands)  # a payload Discord would take
+    mod = next(c for c in commands if c["name"] == "mod")
+    cancel = next(o for o in mod["options"] if o["name"] == "cancel")
+    assert cancel["options"][0]["max_value"] == 2**53 - 1  # Discord's largest integer bound
+    # the sync went through Discord's OpenAPI document: every command was taken as it is
+    assert stack.discord.schema_problems == [] and len(commands) == 7
+
+
+async def test_the_loopback_discord_refuses_a_sync_real_discord_would_refuse(discord_fake):
+    """The check the sync above passed is a real one: the bound the bot once declared."""
+    discord_fake.refusals_expected = True
+    import aiohttp
+
+    from tests.fakes.discord_server import APP_ID, BOT_TOKEN
+    command = {"name": "mod", "description": "d", "type": 1, "options": [
+        {"type": 4, "name": "job", "description": "j", "min_value": 1, "max_value": 2**62}]}
+    async with aiohttp.ClientSession() as http, http.put(
+            f"{discord_fake.api_base}/applications/{APP_ID}/commands", json=[command],
+            headers={"Authorization": f"Bot {BOT_TOKEN}"}) as resp:
+        assert resp.status == 400 and (await resp.json())["code"] == 50035
+    assert discord_fake.schema_problems and not discord_fake.commands
 
 
 async def test_a_queued_job_shows_its_position_then_runs(start_stack):

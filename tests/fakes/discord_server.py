@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes import discord_rules, openapi
 from tests.fakes.loopback import LoopbackServer
 
 DISCORD_EPOCH = 1420070400000
@@ -120,6 +121,8 @@ class FakeDiscord(LoopbackServer):
         self.omit_message_id = False  # a REST proxy that drops `response_message_id`
         self.nonces: dict[tuple[int, str], int] = {}  # (channel, nonce) -> message id
         self.uploads: list[tuple[int, str]] = []  # (message id, its footer) per upload
+        self.schema_problems: list[str] = []  # what real Discord would have refused
+        self.refusals_expected = False  # a test that sends what Discord refuses on purpose
         self.deadline = 3.0
         self.sockets: list[web.WebSocketResponse] = []
         self.identified = asyncio.Event()
@@ -323,10 +326,20 @@ class FakeDiscord(LoopbackServer):
     async def click(self, custom_id: str, message_id: int, *, values: list[str] | None = None,
                     **kwargs: Any) -> Sent:
         """Press a button (or choose in a select menu) on a message the bot sent."""
-        data: dict[str, Any] = {"custom_id": custom_id, "component_type": 2}
+        message = self.messages[message_id]
+        pressed = next((c for row in message.get("components") or []
+                        for c in row.get("components", []) if c.get("custom_id") == custom_id),
+                       None)
+        if pressed is None or pressed.get("disabled"):
+            raise ValueError(f"no enabled {custom_id!r} on message {message_id}: a member "
+                             "cannot press it")
+        data: dict[str, Any] = {"custom_id": custom_id, "component_type": pressed["type"]}
         if values is not None:
-            data.update(component_type=3, values=values)
-        return await self.interact(3, data, message=self.messages[message_id], **kwargs)
+            known = {o["value"] for o in pressed.get("options", [])}
+            if pressed["type"] != 3 or not set(values) <= known:
+                raise ValueError(f"{values} are not options of {custom_id!r}")
+            data["values"] = values
+        return await self.interact(3, data, message=message, **kwargs)
 
     async def submit(self, custom_id: str, fields: dict[str, str], **kwargs: Any) -> Sent:
         """Submit a form (modal) the bot opened."""
@@ -430,25 +443,20 @@ class FakeDiscord(LoopbackServer):
             message["flags"] = body["flags"]
 
     def _check(self, body: dict[str, Any] | None, files: dict[str, tuple[str, bytes]],
-               limit: int) -> web.Response | None:
-        body = body or {}
-        if len(body.get("content") or "") > 2000:
-            return _error(400, 50035, "Invalid Form Body: content")
-        if len(files) > 10:
-            return _error(400, 50035, "Invalid Form Body: too many files")
-        if any(not data for _, data in files.values()):
-            return _error(400, 50035, "Invalid Form Body: files: empty file")
-        for embed in body.get("embeds") or []:
-            total = sum(len(str(embed.get(k) or "")) for k in ("title", "description"))
-            total += sum(len(f["name"]) + len(f["value"]) for f in embed.get("fields", []))
-            if len(embed.get("description") or "") > 4096 or total > 6000 or \
-                    len(embed.get("fields", [])) > 25 or any(
-                        len(f["value"]) > 1024 or len(f["name"]) > 256
-                        for f in embed.get("fields", [])):
-                return _error(400, 50035, "Invalid Form Body: embed")
+               limit: int, *, creating: bool = False) -> web.Response | None:
+        """Discord's own rules for a message (tests/fakes/discord_rules.py), then the upload
+        limit of the interaction or the channel."""
+        if problems := discord_rules.message(body, files, creating=creating):
+            return self._refuse(problems)
         if sum(len(data) for _, data in files.values()) > limit:
             return _error(413, 40005, "Request entity too large")
         return None
+
+    def _refuse(self, problems: list[str]) -> web.Response:
+        """A 400 as Discord answers it; kept, as the bot should never be refused so."""
+        self.schema_problems += problems
+        return _json({"code": 50035, "message": "Invalid Form Body",
+                      "errors": {"_errors": [{"message": p} for p in problems]}}, 400)
 
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["path"]
@@ -464,6 +472,8 @@ class FakeDiscord(LoopbackServer):
                              {"Via": "1.1 google", "Retry-After": "0.05",
                               "X-RateLimit-Scope": "user"})
         await self.through_gates(request.method, path, call)
+        if (refused := self._refused(request, path, body)) is not None:
+            return refused
         drop = next((d for d in self.drops if d.matches(call)), None)
         if drop is not None:
             drop.times -= 1
@@ -476,6 +486,17 @@ class FakeDiscord(LoopbackServer):
             return self._reset(request) if drop is not None else response
         finally:
             self.touch()
+
+    def _refused(self, request: web.Request, path: str, body: Any) -> web.Response | None:
+        """What Discord refuses before acting: a bot route without the bot's token, a body
+        its OpenAPI document does not allow."""
+        bot_route = not path.startswith(("/interactions/", "/webhooks/"))
+        if bot_route and request.headers.get("Authorization") != f"Bot {BOT_TOKEN}":
+            self.schema_problems.append(f"{request.method} {path} without the bot's token")
+            return _json({"message": "401: Unauthorized", "code": 0}, 401)
+        if problems := openapi.discord().problems(request.method, f"/api/v10{path}", body):
+            return self._refuse([f"{request.method} {path}: {p}" for p in problems])
+        return None
 
     @staticmethod
     def _reset(request: web.Request) -> web.Response:
@@ -525,7 +546,9 @@ class FakeDiscord(LoopbackServer):
         kind = body["type"]
         data = body.get("data") or {}
         limit = sent.data["attachment_size_limit"]
-        if (problem := self._check(data, files, limit)) is not None:
+        if problems := discord_rules.callback(sent.data["type"], body, files):
+            return self._refuse(problems)
+        if (problem := self._check(None, files, limit)) is not None:
             return problem
         sent.callbacks.append(call)
         interaction = {"id": str(sent.id), "type": sent.data["type"]}
@@ -568,7 +591,7 @@ class FakeDiscord(LoopbackServer):
             return _error(401, 50027, "Invalid Webhook Token")
         limit = sent.data["attachment_size_limit"]
         if len(parts) == 3 and method == "POST":  # followup
-            if (problem := self._check(body, files, limit)) is not None:
+            if (problem := self._check(body, files, limit, creating=True)) is not None:
                 return problem
             message = self._message(int(sent.data["channel_id"]), body, files,
                                     interaction=sent, flags=(body or {}).get("flags") or 0)
@@ -595,7 +618,8 @@ class FakeDiscord(LoopbackServer):
         if channel_id in self.forbidden_channels:
             return _error(403, 50013, "Missing Permissions")
         if not rest and method == "POST":
-            if (problem := self._check(body, files, 10 * 1024 * 1024)) is not None:
+            if (problem := self._check(body, files, 10 * 1024 * 1024, creating=True)) \
+                    is not None:
                 return problem
             nonce = (body or {}).get("nonce")
             if nonce is not None and (body or {}).get("enforce_nonce"):

@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from PIL import Image
 
+from tests.fakes import openapi
 from tests.fakes.loopback import LoopbackServer
 
 MODEL = "lucataco/flux-dev-lora"
@@ -352,6 +353,8 @@ class FakeReplicate(LoopbackServer):
         self.files_active = 0
         self.files_peak = 0
         self.holding: set[str] = set()  # predictions whose create `Prefer: wait` holds now
+        self.schema_problems: list[str] = []  # what the real API's document refuses
+        self.refusals_expected = False  # a test that sends what the API refuses on purpose
         self._release = asyncio.Event()  # ends every hold now (as if its time ran out)
         self.page_size = 100
         self._ids = itertools.count(1)
@@ -450,7 +453,23 @@ class FakeReplicate(LoopbackServer):
         self.requests.append(Recorded(request.method, request.path, dict(request.headers),
                                       body, time.monotonic()))
         self.touch()
+        self.schema_problems += [f"{request.method} {request.path}: {p}"
+                                 for p in self.document_problems(request, body)]
         return body
+
+    def document_problems(self, request: web.Request, body: Any) -> list[str]:
+        """What Replicate's OpenAPI document, and the model's input schema, say is wrong with
+        a request to the API (not to the file host)."""
+        if not request.path.startswith(PREFIXES):
+            return []
+        problems = openapi.replicate().problems(request.method, request.path, body,
+                                                headers=dict(request.headers),
+                                                query=dict(request.query))
+        if request.method == "POST" and request.path.endswith("/predictions") and \
+                isinstance(body, dict) and isinstance(body.get("input"), dict):
+            problems += [f"input.{'.'.join(map(str, e.absolute_path))}: {e.message[:200]}"
+                         for e in openapi.model_input().iter_errors(body["input"])]
+        return problems
 
     def _authorised(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.token}"
@@ -497,6 +516,8 @@ class FakeReplicate(LoopbackServer):
         problems = self._validate(body.get("input"))
         if problems:
             return self._invalid(problems)
+        if refused := self.document_problems(request, body):
+            return self._invalid([("schema", "input", p) for p in refused])
         cancel_after = self._duration(request.headers.get("Cancel-After", ""))
         scenario = self.next_scenarios.pop(0) if self.next_scenarios else \
             self.scenario_for() if self.scenario_for is not None else self.scenario

@@ -220,6 +220,7 @@ async def test_404_is_not_found(fake: FakeReplicate, make_client):
 
 
 async def test_422_carries_the_invalid_fields(fake: FakeReplicate, make_client):
+    fake.refusals_expected = True  # sent on purpose: the API's document refuses it too
     with pytest.raises(InvalidInputError) as caught:
         await make_client().create({"prompt": "x", "num_outputs": 9, "aspect_ratio": "7:7"})
     fields = {f["field"] for f in caught.value.invalid_fields}

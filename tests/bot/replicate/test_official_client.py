@@ -43,6 +43,7 @@ async def test_cancel(fake: FakeReplicate, official: replicate.Client):
 
 
 async def test_errors_are_understood(fake: FakeReplicate, official: replicate.Client):
+    fake.refusals_expected = True  # sent on purpose: the API's document refuses it too
     with pytest.raises(ReplicateError) as caught:
         await official.predictions.async_create(version=VERSION,
                                                 input={"prompt": "x", "num_outputs": 9})
