@@ -85,7 +85,7 @@ class Soak:
             config = write_config(self.folder, discord, replicate,
                                   replicate_extra="max_concurrent = 4",
                                   extra='[quota]\ndaily = 0\nper_user_concurrent = 3\n'
-                                        '[logging]\nlevel = "WARNING"\n')
+                                        '[logging]\nlevel = "INFO"\n')
             members = [User(950000000000000000 + n, f"member{n}")
                        for n in range(self.args.members)]
             log = self.folder / "bot.log"
@@ -101,6 +101,8 @@ class Soak:
                     _, what = events.pop(0)
                     await (kill(process) if what == "kill" else stop(process))
                     self.counts[f"{what}s"] += 1
+                    with log.open("a") as out:  # for whoever reads the log afterwards
+                        out.write(f"---- soak: {what} at {time.strftime('%H:%M:%S')} ----\n")
                     process = await start_bot(config, log, discord)
                 await self.tick(discord, replicate, members)
                 await asyncio.sleep(1 / self.args.rate)

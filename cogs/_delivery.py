@@ -13,7 +13,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import discord
 
 from bot.errors import UserError
@@ -22,7 +21,7 @@ from bot.i18n import translate as _t
 from bot.images import extension, fit
 from bot.jobs import JobState
 from bot.storage.history import Generation
-from cogs._ui import NO_PINGS, bar, job_embed, only, result_embed, shorten, shown
+from cogs._ui import NO_PINGS, TRANSPORT, bar, job_embed, only, result_embed, shorten, shown
 
 if TYPE_CHECKING:
     from bot.discord_bot import FluxBot
@@ -33,9 +32,6 @@ TOKEN_LIFETIME = 15 * 60
 TOKEN_MARGIN = 30  # stop using a token this long before it dies
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
-
-# what a Discord call can raise besides an answer: resets, time-outs, a proxy gone
-TRANSPORT = (aiohttp.ClientError, OSError, TimeoutError)
 
 
 class NoMessage(Exception):
@@ -154,11 +150,33 @@ class DiscordReporter:
                 await asyncio.sleep(0.5 * 2 ** attempt)
         raise Unsure
 
+    async def _find_posted(self, job_id: int) -> discord.Message | None:
+        """The bot's message carrying this job's images in the channel, after the job's own
+        message (a channel post whose answer never came back). `Unsure` if it cannot look."""
+        footer = _t("imagine.footer", self.locale, job=job_id)
+        after = discord.Object(self.message_id) if self.message_id else None
+        try:
+            async for message in self._channel().history(limit=50, after=after):
+                if message.author.id == getattr(self.bot.user, "id", None) and \
+                        message.attachments and \
+                        any(e.footer.text == footer for e in message.embeds):
+                    return message
+        except (discord.HTTPException, *TRANSPORT) as exc:
+            raise Unsure from exc
+        return None
+
     async def already_delivered(self) -> int | None:
         if self.message_id is None:
             return None
         try:
-            return await self._attachments() or None
+            posted = await self._attachments()
+            if not posted and not self.token_alive():  # posted in the channel, perhaps
+                found = await self._find_posted(self.job_id)
+                if found is not None:
+                    self.message_id = found.id
+                    await self.bot.storage.history.set_message(self.job_id, found.id)
+                    posted = len(found.attachments)
+            return posted or None
         except Unsure:
             log.warning("job %d: cannot tell whether its images were posted", self.job_id,
                         extra={"job": self.job_id})
@@ -217,9 +235,10 @@ class DiscordReporter:
     async def _post_in_channel(self, job: Generation, mention: str, embed: discord.Embed,
                                view: discord.ui.View, files: list[tuple[str, bytes]]) -> int:
         """A new channel message with the images. Its nonce makes Discord answer a repeat
-        (a retry, or the same job after a crash) with the message it already made."""
-        message = None
-        for attempt in range(2):
+        with the message it already made; after an answer lost to a reset, the channel's
+        history is read first, so a post that landed is never made twice."""
+        message: discord.Message | None = None
+        for attempt in range(4):
             try:
                 message = await self._channel().send(
                     mention + " " + _t("imagine.ready", self.locale), embed=embed,
@@ -231,7 +250,14 @@ class DiscordReporter:
                             exc.status, exc.code, extra={"job": job.id})
                 raise UserError("imagine.cannot_post") from exc
             except TRANSPORT as exc:
-                if attempt:
+                await asyncio.sleep(0.5 * 2 ** attempt)
+                try:
+                    message = await self._find_posted(job.id)
+                except Unsure:
+                    message = None
+                if message is not None:
+                    break
+                if attempt == 3:
                     log.warning("job %d: the images could not be posted (%s)", job.id,
                                 _why(exc), extra={"job": job.id})
                     raise UserError("imagine.cannot_post") from exc

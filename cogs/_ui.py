@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 from discord import app_commands
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("cogs")
 
 NO_PINGS = discord.AllowedMentions.none()
+# what a Discord call can raise besides an answer: resets, time-outs, a proxy gone
+TRANSPORT = (aiohttp.ClientError, OSError, TimeoutError)
 
 
 def only(user_id: int) -> discord.AllowedMentions:
@@ -103,6 +106,10 @@ async def report_error(interaction: discord.Interaction, error: Exception) -> No
         message = original.message(locale_of(interaction))
     elif isinstance(error, app_commands.CheckFailure):
         message = tr(interaction, "check.not_allowed")
+    elif isinstance(original, TRANSPORT):  # Discord out of reach: a line, not a traceback
+        log.warning("%s: Discord could not be reached (%s)", _describe(interaction),
+                    type(original).__name__)
+        message = tr(interaction, "error.unexpected")
     else:
         log.error("unexpected error in %s", _describe(interaction), exc_info=original)
         message = tr(interaction, "error.unexpected")

@@ -33,7 +33,8 @@ class Stack:
         await asyncio.wait_for(self.task, 10)
 
     async def finished(self, sent: Sent, timeout: float = 15) -> dict[str, Any]:
-        """The job message of `sent` once its job has ended (images, failure or cancel)."""
+        """The job message of `sent` once its job has ended (images, failure or cancel) and
+        been settled: the message says so a moment before the credits are."""
         def done() -> dict[str, Any] | None:
             message = self.discord.message_for(sent)
             if message is None or not message.get("embeds"):
@@ -41,7 +42,13 @@ class Stack:
             title = message["embeds"][0].get("title", "")
             ended = ("Done", "Failed", "Canceled", "完成", "失败", "已取消")
             return message if title in ended else None
-        return await self.discord.wait_for(done, timeout)
+        message = await self.discord.wait_for(done, timeout)
+        footer = message["embeds"][0].get("footer", {}).get("text", "").split()
+        task = self.bot.runner.tasks.get(int(footer[-1])) if footer and \
+            footer[-1].isdigit() and self.bot.runner else None
+        if task is not None:
+            await asyncio.wait({task}, timeout=timeout)
+        return self.discord.message_for(sent) or message
 
     def images(self, message: dict[str, Any]) -> list[Image.Image]:
         """The posted attachments, decoded."""

@@ -271,3 +271,20 @@ async def test_queue_places_are_edited_at_most_once_per_interval(start_stack):
         places = [c for c in stack.discord.calls if c.method == "PATCH" and
                   f"/messages/{message['id']}" in c.path and "Queued: position" in str(c.json)]
         assert len(places) <= 1, len(places)  # before: one edit per job ahead of it
+
+
+async def test_a_channel_post_that_landed_unanswered_is_found_not_posted_again(start_stack):
+    """Found by the soak: the upload cut, then the channel post landed but its answer was
+    lost, then the retry was cut too: the member was refunded for images that were there."""
+    stack = await manual_stack(start_stack)
+    stack.replicate.scenario = Scenario(duration=0.05)
+    stack.discord.drops += [Drop("PATCH", "/messages/", match=lambda c: bool(c.files)),
+                            Drop("POST", f"/channels/{CHANNEL_ID}/messages", after=True),
+                            Drop("POST", f"/channels/{CHANNEL_ID}/messages")]
+    sent = await stack.discord.slash("imagine", {"prompt": "a castle"})
+    await stack.finished(sent)
+    await settled(stack)
+    # the history showed the post: no retry was needed (the third cut was never used)
+    assert len(stack.discord.requests("POST", f"/channels/{CHANNEL_ID}/messages")) == 1
+    assert len({m for m, _ in stack.discord.uploads}) == 1  # posted once
+    assert await used(stack) == 1  # and charged

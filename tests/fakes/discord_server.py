@@ -73,6 +73,7 @@ class Call:
     files: dict[str, tuple[str, bytes]]
     at: float
     headers: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -461,7 +462,8 @@ class FakeDiscord(LoopbackServer):
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["path"]
         body, files = await self._parse(request)
-        call = Call(request.method, path, body, files, time.monotonic(), dict(request.headers))
+        call = Call(request.method, path, body, files, time.monotonic(), dict(request.headers),
+                    dict(request.query))
         self.calls.append(call)
         self.touch()
         for fragment, left in list(self.rate_limit_next.items()):
@@ -530,7 +532,7 @@ class FakeDiscord(LoopbackServer):
         if parts[0] == "webhooks":
             return self._webhook(method, parts, body, files)
         if parts[0] == "channels" and len(parts) >= 3 and parts[2] == "messages":
-            return self._channel(method, int(parts[1]), parts[3:], body, files)
+            return self._channel(method, int(parts[1]), parts[3:], body, files, call.query)
         return _error(404, 0, f"no route {method} {path}")
 
     def _callback(self, token: str, body: Any, files: dict[str, Any], call: Call
@@ -614,9 +616,15 @@ class FakeDiscord(LoopbackServer):
         return _json(self._public(message))
 
     def _channel(self, method: str, channel_id: int, rest: list[str], body: Any,
-                 files: dict[str, Any]) -> web.Response:
+                 files: dict[str, Any], query: dict[str, str] | None = None) -> web.Response:
         if channel_id in self.forbidden_channels:
             return _error(403, 50013, "Missing Permissions")
+        if not rest and method == "GET":  # the channel's history, newest first
+            query = query or {}
+            after, before = int(query.get("after", 0)), int(query.get("before", 2**64))
+            found = sorted((m for mid, m in self.messages.items() if after < mid < before and
+                            m["channel_id"] == str(channel_id)), key=lambda m: -int(m["id"]))
+            return _json([self._public(m) for m in found[:int(query.get("limit", 50))]])
         if not rest and method == "POST":
             if (problem := self._check(body, files, 10 * 1024 * 1024, creating=True)) \
                     is not None:
