@@ -3,6 +3,7 @@ words and default scale) or a raw reference the model accepts."""
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,9 +38,18 @@ def resolve_lora(value: str, catalogue: Iterable[LoraChoice], *, allow_custom: b
     for entry in entries:  # a catalogue LoRA given by its reference (e.g. a reroll)
         if entry.ref.casefold() == wanted:
             return entry
+    names = [e.name for e in entries if e.name]
+    close = difflib.get_close_matches(wanted, [n.casefold() for n in names], n=1, cutoff=0.75)
     if not allow_custom:
         raise OptionError("lora.catalogue_only", value=value.strip()[:80].replace("`", "ˋ"))
-    return LoraChoice(ref=check_lora_ref(value))
+    try:
+        return LoraChoice(ref=check_lora_ref(value))
+    except OptionError:
+        if close:  # a catalogue name mistyped, more likely than a reference
+            name = next(n for n in names if n.casefold() == close[0])
+            raise OptionError("lora.did_you_mean", value=value.strip()[:80].replace("`", "ˋ"),
+                              name=name.replace("`", "ˋ")) from None
+        raise
 
 
 def add_trigger(prompt: str, trigger: str) -> str:

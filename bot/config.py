@@ -7,6 +7,7 @@ environment, which wins over the file, and are masked whenever the config is sho
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -314,6 +315,11 @@ def _line(error: Any) -> str:
     if kind == "value_error":
         message = str(ctx.get("error", error["msg"]))
         return message if loc == () else f"{_key(loc)}: {message}"
+    if kind == "extra_forbidden":
+        known = _fields_at(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return f"{_key(loc)}: unknown key{hint}"
     if kind in ("less_than_equal", "less_than"):
         text = f"{value} is above {ctx.get('le', ctx.get('lt'))}"
     elif kind in ("greater_than_equal", "greater_than"):
@@ -325,6 +331,21 @@ def _line(error: Any) -> str:
     else:
         text = f"{value}: {error['msg']}"
     return f"{_key(loc)}: {text}"
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed where `loc` points (for a "did you mean")."""
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        inner = getattr(annotation, "__args__", None)
+        model = inner[0] if inner else annotation  # list[RoleQuota] -> RoleQuota
+    return list(getattr(model, "model_fields", {}))
 
 
 def _is_union_noise(error: Any) -> bool:

@@ -5,9 +5,8 @@ jobs a previous run left in flight, all before the gateway connects."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import errno
 import logging
-import sys
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,11 +17,13 @@ from discord.ext import commands
 
 from bot.config import Config
 from bot.discord_tree import FluxTree
+from bot.errors import StartupError
 from bot.health import HealthServer
 from bot.i18n import set_default_locale
 from bot.jobs import JobRunner
 from bot.metrics import Metrics
 from bot.replicate.client import ReplicateClient
+from bot.replicate.errors import AuthenticationError, NotFoundError, ReplicateError
 from bot.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ class FluxBot(commands.Bot):
         set_default_locale(config.discord.default_locale)
 
     async def setup_hook(self) -> None:
+        """Open what the cogs use, check what can be checked before members notice (each
+        failure a `StartupError` naming the key), load the cogs, resume the jobs."""
         self.storage = await Storage.open(self.config.storage.database, self.config.quota)
         # each prediction in flight may hold a connection (`Prefer: wait`), downloads need more
         slots = self.config.replicate.max_concurrent
@@ -78,12 +81,16 @@ class FluxBot(commands.Bot):
         self.runner = JobRunner(self.storage, self.replicate, self.http_session,
                                 cost_per_second=self.config.replicate.cost_per_second,
                                 metrics=self.metrics, image_hosts=self.image_hosts())
+        await self.check_replicate_token()
         self._lag_watch = asyncio.create_task(self.metrics.watch_loop_lag())
         if self.config.http.listen:
             self.health = HealthServer(self.config.http.listen, self.metrics,
                                        gateway=lambda: self.gateway_up and not self.is_closed(),
                                        database=self.database_answers)
-            await self.health.start()
+            try:
+                await self.health.start()
+            except OSError as exc:
+                raise StartupError(_listen_problem(self.config.http.listen, exc)) from None
         # before the gateway connects (`cogs.jobs` resumes the jobs left in flight as it
         # loads): no new job can be mistaken for one left by a previous run
         try:
@@ -93,6 +100,24 @@ class FluxBot(commands.Bot):
             self.resumed.set()
         if self.sync_commands:
             await self.sync_app_commands()
+
+    async def check_replicate_token(self) -> None:
+        """A refused token stops the start (every /imagine would fail); an API out of reach
+        does not (it may be back before the first member asks)."""
+        assert self.replicate is not None
+        base = self.replicate.api_base
+        try:
+            await self.replicate.account()
+            log.info("replicate.api_token accepted by %s", base)
+        except AuthenticationError as exc:
+            raise StartupError(f"replicate.api_token: refused by {base} "
+                               f"({exc.describe()})") from None
+        except NotFoundError:
+            log.info("%s has no /account (a relay?): the token is checked by the first job",
+                     base)
+        except ReplicateError as exc:
+            log.warning("replicate: cannot check the token at %s (%s); going on", base,
+                        exc.describe())
 
     def image_hosts(self) -> tuple[str, ...]:
         """Where input images may be fetched from besides Discord's CDN: the configured REST
@@ -148,47 +173,7 @@ class FluxBot(commands.Bot):
             await self.storage.close()
 
 
-async def _serve(bot: FluxBot, token: str) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in ("SIGINT", "SIGTERM"):
-        import signal
-
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(getattr(signal, sig),
-                                    lambda: asyncio.ensure_future(bot.close()))
-    async with bot:
-        await bot.start(token)
-    await bot.close()  # `async with` skips it once discord.py says closed; ours may still run
-
-
-def _more_open_files() -> None:
-    """Raise the soft limit on open files to the hard one: a thousand predictions in flight
-    hold a thousand connections."""
-    try:
-        import resource
-
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    except (ImportError, ValueError, OSError):
-        pass
-
-
-def run_bot(config: Config, *, sync_commands: bool = False) -> int:
-    """Run until SIGINT/SIGTERM; returns the process exit code."""
-    _more_open_files()
-    use_endpoints(config)
-    bot = FluxBot(config, sync_commands=sync_commands)
-    try:
-        asyncio.run(_serve(bot, config.discord.token.get_secret_value()))
-    except discord.LoginFailure:
-        print("discord.token: refused by Discord (check the bot token)", file=sys.stderr)
-        return 2
-    except discord.PrivilegedIntentsRequired:
-        print("Discord refused the gateway intents", file=sys.stderr)
-        return 2
-    except (OSError, aiohttp.ClientError) as exc:
-        print(f"cannot reach Discord or the database: {type(exc).__name__}: {exc}",
-              file=sys.stderr)
-        return 1
-    return 0
+def _listen_problem(listen: str, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"http.listen: {listen} is already in use (another process listens there)"
+    return f"http.listen: cannot listen on {listen} ({exc.strerror or type(exc).__name__})"

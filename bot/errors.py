@@ -32,3 +32,7 @@ class UserError(Exception):
 
 class OptionError(UserError):
     """A generation option is out of bounds or malformed; caught before anything is charged."""
+
+
+class StartupError(Exception):
+    """The bot cannot start: one line for the operator, naming the key to fix."""

@@ -31,7 +31,9 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         job = getattr(record, "job", None)
-        return line if job is None else line.replace(": ", f": [job {job}] ", 1)
+        if job is None or record.getMessage().startswith(f"job {job}"):
+            return line  # no job, or the message names it already
+        return line.replace(": ", f": [job {job}] ", 1)
 
 
 class RedactSecrets(logging.Filter):

@@ -32,9 +32,13 @@ FORMS = (
 _UNSAFE_CHARS = re.compile(r"[\s\x00-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff\\]")
 
 
+def _shown(ref: str) -> str:
+    return (ref if len(ref) <= 80 else ref[:77] + "…").replace("`", "ˋ")
+
+
 def _refuse(ref: str) -> OptionError:
-    shown = (ref if len(ref) <= 80 else ref[:77] + "…").replace("`", "ˋ")
-    return OptionError("lora.invalid", ref=shown, forms="\n".join(f"• `{f}`" for f in FORMS))
+    return OptionError("lora.invalid", ref=_shown(ref),
+                       forms="\n".join(f"• `{f}`" for f in FORMS))
 
 
 _PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa", ".lan", ".intranet")
@@ -119,11 +123,13 @@ def check_lora_ref(ref: str) -> str:
         or url.username is not None
         or url.password is not None
         or port not in (None, 80, 443)
-        or not public_host(url.hostname)
         or "/../" in f"{url.path}/"
         or "/./" in f"{url.path}/"
     ):
         raise _refuse(ref)
+    if not public_host(url.hostname):
+        raise OptionError("lora.private_host", ref=_shown(ref),
+                          host=_shown(url.hostname or "")[:100])
     host = url.hostname or ""
     if REPLICATE_TAR.match(ref) or CIVITAI.match(ref):
         return ref

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -13,9 +12,9 @@ from discord.ext import commands
 from bot.catalogue import LoraChoice, add_trigger, resolve_lora
 from bot.errors import OptionError, UserError
 from bot.images import fetchable
+from bot.limits import check_counts, check_length, check_prompt
 from bot.model import ASPECT_RATIOS, MAX_SEED, OUTPUT_FORMATS, GenerationOptions, validate
 from bot.storage.quota import Interaction, JobRequest
-from bot.text import clean, fold
 from cogs._delivery import DiscordReporter
 from cogs._ui import NO_PINGS, cmd, job_embed, locale_of, role_ids, shorten, shown, tr
 
@@ -28,18 +27,6 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 MAX_ATTACHMENT = 20 * 1024 * 1024
 OPTION_NAMES = ("lora", "lora_scale", "aspect_ratio", "num_outputs", "seed", "steps",
                 "guidance", "prompt_strength", "output_format", "output_quality")
-
-
-def _banned_word(prompt: str, words: list[str]) -> str | None:
-    folded = fold(prompt)
-    for word in words:
-        w = fold(word).strip()
-        if not w:
-            continue
-        pattern = rf"(?<!\w){re.escape(w)}(?!\w)" if w.isascii() else re.escape(w)
-        if re.search(pattern, folded):
-            return word
-    return None
 
 
 class Imagine(commands.Cog):
@@ -162,13 +149,8 @@ class Imagine(commands.Cog):
         def pick(name: str) -> Any:
             return given[name] if given.get(name) is not None else fallback.get(name)
 
-        prompt = clean(str(given.get("prompt") or (base or {}).get("prompt") or ""))
-        if len(prompt) > limits.max_prompt_length:
-            raise OptionError("check.prompt_too_long", length=len(prompt),
-                              limit=limits.max_prompt_length)
-        word = _banned_word(prompt, limits.banned_words)
-        if word is not None:
-            raise OptionError("check.banned_word", word=word.replace("`", "ˋ"))
+        prompt = check_prompt(str(given.get("prompt") or (base or {}).get("prompt") or ""),
+                              limits)
         lora_value = pick("lora")
         lora = None
         if lora_value:
@@ -185,16 +167,9 @@ class Imagine(commands.Cog):
             scale = lora.scale
         if scale is None:
             scale = config.defaults.lora_scale
-        num_outputs = pick("num_outputs")
-        if num_outputs > limits.max_num_outputs:
-            raise OptionError("check.too_many_outputs", value=num_outputs,
-                              limit=limits.max_num_outputs)
-        steps = pick("steps")
-        if steps > limits.max_steps:
-            raise OptionError("check.too_many_steps", value=steps, limit=limits.max_steps)
+        num_outputs, steps = pick("num_outputs"), pick("steps")
         image = given.get("image", (base or {}).get("image"))
-        if image and not limits.allow_img2img:
-            raise OptionError("check.img2img_off")
+        check_counts(num_outputs, steps, image, limits)
         if image and not fetchable(image, self.bot.image_hosts()):
             raise OptionError("check.image_host")  # a forged attachment: nothing is fetched
         nsfw = bool(getattr(interaction.channel, "nsfw", False))
@@ -206,8 +181,7 @@ class Imagine(commands.Cog):
             prompt_strength=pick("prompt_strength"), output_format=pick("output_format"),
             output_quality=pick("output_quality"),
             disable_safety_checker=limits.disable_safety_checker and nsfw)
-        if len(options.prompt) > 6000:
-            raise OptionError("check.prompt_too_long", length=len(options.prompt), limit=6000)
+        check_length(options.prompt)
         return validate(options), lora
 
     async def launch(self, interaction: discord.Interaction, given: dict[str, Any], *,

@@ -253,6 +253,19 @@ class ReplicateClient:
         # cancel is idempotent on Replicate's side: canceling twice changes nothing
         return await self._json("POST", "predictions", prediction_id, "cancel", idempotent=True)
 
+    async def account(self) -> dict[str, Any]:
+        """`GET /account`: the cheapest call that proves the token."""
+        data = await self.send("GET", self.url("account"), idempotent=True,
+                               headers=self.auth_headers())
+        return data if isinstance(data, dict) else {}
+
+    async def version_info(self) -> dict[str, Any]:
+        """`GET /models/{owner}/{name}/versions/{id}`: the configured version exists."""
+        data = await self.send("GET", self.url("models", *self.model.split("/"), "versions",
+                                                self.version),
+                               idempotent=True, headers=self.auth_headers())
+        return data if isinstance(data, dict) else {}
+
     async def list_predictions(self, created_after: float, created_before: float,
                                max_pages: int = 20) -> AsyncIterator[Prediction]:
         """The account's predictions created in a window (Unix seconds), newest first.

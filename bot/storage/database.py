@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -22,6 +23,8 @@ from typing import Any
 
 import aiosqlite
 
+from bot.errors import StartupError
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -31,8 +34,17 @@ _MIGRATION_NAME = re.compile(r"(\d{4})_[\w-]+\.sql")
 def _create_private(path: Path) -> None:
     """The folder (0700) and the file (0600): only the bot's user can read the data."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file")
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _cannot_open(path: str, exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return (f"storage.database: cannot create {path} (permission denied for uid "
+                f"{os.getuid()}: make its folder writable by that user)")
+    return f"storage.database: cannot open {path} ({exc.strerror or type(exc).__name__})"
 
 
 def _migrations(folder: Path) -> list[tuple[int, str, str]]:
@@ -58,15 +70,30 @@ class Database:
                    busy_timeout_ms: int = 5000) -> Database:
         """Open (creating the folder and file, readable by the owner only) and migrate."""
         path = str(path)
-        if path != ":memory:":
-            _create_private(Path(path))
-        connection = await aiosqlite.connect(path, isolation_level=None)
-        connection.row_factory = aiosqlite.Row
-        for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON",
-                       f"busy_timeout = {int(busy_timeout_ms)}"):
-            await connection.execute(f"PRAGMA {pragma}")
-        db = cls(connection, path)
-        await db.migrate(migrations)
+        try:
+            if path != ":memory:":
+                _create_private(Path(path))
+            connection = await aiosqlite.connect(path, isolation_level=None)
+        except OSError as exc:
+            raise StartupError(_cannot_open(path, exc)) from None
+        except sqlite3.Error as exc:
+            raise StartupError(f"storage.database: cannot open {path} ({exc})") from None
+        try:
+            connection.row_factory = aiosqlite.Row
+            for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON",
+                           f"busy_timeout = {int(busy_timeout_ms)}"):
+                await connection.execute(f"PRAGMA {pragma}")
+            db = cls(connection, path)
+            await db.migrate(migrations)
+        except sqlite3.DatabaseError as exc:
+            await connection.close()  # its thread would keep the process alive
+            if "not a database" in str(exc) or "malformed" in str(exc):
+                raise StartupError(f"storage.database: {path} is not an SQLite database "
+                                   "(point the key at a new path, or restore a backup)") from None
+            raise StartupError(f"storage.database: {path}: {exc}") from None
+        except BaseException:
+            await connection.close()
+            raise
         return db
 
     async def close(self) -> None:

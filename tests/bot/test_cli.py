@@ -127,9 +127,9 @@ async def test_generate_image_to_image_from_a_file(tmp_path: Path, fake: FakeRep
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--num-outputs", "9"], "error: `num_outputs`: 9 is above the maximum 4."),
-    (["--lora", "not a lora"], "error: `not a lora` is not a LoRA the model accepts."),
-    (["--aspect-ratio", "5:5"], "error: `aspect_ratio`: `5:5` is not one of"),
+    (["--num-outputs", "9"], "error: --num-outputs 9 is above limits.max_num_outputs (4)"),
+    (["--lora", "not a lora"], "error: not a lora is not a LoRA the model accepts."),
+    (["--aspect-ratio", "5:5"], "error: aspect_ratio: 5:5 is not one of"),
     (["--image", "/no/such/file.png"], "error: cannot read the image /no/such/file.png"),
 ])
 async def test_generate_refuses_bad_options_before_calling_replicate(
@@ -151,7 +151,7 @@ async def test_generate_reports_a_model_failure(tmp_path: Path, fake: FakeReplic
 async def test_generate_reports_a_refused_token(tmp_path: Path, fake: FakeReplicate):
     code, _, err = await cli("generate", "x", "--config", str(relay_config(tmp_path, fake)),
                              env={"REPLICATE_API_TOKEN": "r8_wrong_token_value"})
-    assert code == 1 and "Replicate token was refused" in err
+    assert code == 1 and f"replicate.api_token: refused by {fake.relay_base} (401" in err
     assert "r8_wrong_token_value" not in err
 
 

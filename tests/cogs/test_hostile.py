@@ -68,8 +68,8 @@ HOSTILE_LORAS = [
 async def test_hostile_lora_references_are_refused(stack, lora):
     text = await refused(stack, await stack.discord.slash("imagine", {"prompt": "x",
                                                                       "lora": lora}))
-    assert "is not a LoRA the model accepts" in text and len(text) < 2000
-    assert "@everyone" not in text or "ˋ" in text
+    assert ("is not a LoRA the model accepts" in text or "private or local address" in text)
+    assert len(text) < 2000 and ("@everyone" not in text or "ˋ" in text)
 
 
 @pytest.mark.parametrize(("options", "text"), [

@@ -410,7 +410,7 @@ async def test_images_are_posted_on_their_outputs_and_the_cost_added_after(stack
     fields = {f["name"]: f["value"] for f in message["embeds"][0]["fields"]}
     assert fields["Estimated cost"] == "$0.0101"
     assert message["attachments"] == posted["attachments"]  # kept by the cost edit
-    assert [r.method for r in stack.replicate.requests if "/files/" not in r.path] == [
+    assert [r.method for r in stack.replicate.requests if "/predictions" in r.path] == [
         "POST", "GET"]  # two calls per generation
     job = (await stack.bot.storage.history.page(message_guild(message),
                                                 stack.discord.member.id)).items[0]

@@ -366,6 +366,7 @@ class FakeReplicate(LoopbackServer):
             app.router.add_post(f"{prefix}/predictions/{{pid}}/cancel", self._cancel)
             app.router.add_get(f"{prefix}/models/{{owner}}/{{name}}/versions/{{vid}}",
                                self._version)
+            app.router.add_get(f"{prefix}/account", self._account)
         app.router.add_get("/files/{pid}/{name}", self._file)
         self.app = app
 
@@ -699,6 +700,15 @@ class FakeReplicate(LoopbackServer):
                        "title": "Output"}}}}
         return self._json({"id": VERSION, "created_at": "2024-10-05T00:00:00.000Z",
                            "cog_version": "0.9.25", "openapi_schema": schema})
+
+    async def _account(self, request: web.Request) -> web.StreamResponse:
+        await self._record(request)
+        if (fault := await self._fault(request)) is not None:
+            return fault
+        if not self._authorised(request):
+            return self._unauthorised()
+        return self._json({"type": "user", "username": "flux-admin", "name": "Flux Admin",
+                           "github_url": None})
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         await self._record(request)

@@ -1,0 +1,67 @@
+"""Checking the tokens with the services themselves (`check-config --online`, and at start):
+one cheap authenticated call each, and the model version, every problem a line naming the key."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+import aiohttp
+
+from bot.config import Config
+from bot.replicate.client import ReplicateClient
+from bot.replicate.errors import AuthenticationError, NotFoundError, ReplicateError
+from bot.replicate.retry import RetryPolicy
+
+TIMEOUT = aiohttp.ClientTimeout(total=20)
+
+
+async def check_discord(session: aiohttp.ClientSession, config: Config) -> tuple[bool, str]:
+    base = config.discord.api_base
+    headers = {"Authorization": f"Bot {config.discord.token.get_secret_value()}"}
+    try:
+        async with session.get(f"{base}/users/@me", headers=headers, timeout=TIMEOUT) as resp:
+            if resp.status == 200:
+                me = await resp.json(content_type=None)
+                return True, f"discord.token: accepted by {base} (bot {me.get('username')})"
+            if resp.status == 401:
+                return False, f"discord.token: refused by {base} (401 Unauthorized)"
+            return False, f"discord.api_base: {base}/users/@me answered {resp.status}"
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        return False, f"discord.api_base: cannot reach {base} ({type(exc).__name__})"
+
+
+async def check_replicate(client: ReplicateClient) -> list[tuple[bool, str]]:
+    base = client.api_base
+    try:
+        account = await client.account()
+    except AuthenticationError as exc:
+        return [(False, f"replicate.api_token: refused by {base} ({exc.describe()})")]
+    except NotFoundError:
+        found = [(True, f"replicate.api_base: {base} has no /account (a relay?); token not "
+                        "checked there")]
+    except ReplicateError as exc:
+        return [(False, f"replicate.api_base: cannot use {base} ({exc.describe()})")]
+    else:
+        found = [(True, f"replicate.api_token: accepted by {base} "
+                        f"(account {account.get('username', '?')})")]
+    try:
+        await client.version_info()
+        found.append((True, f"replicate.version: {client.version_ref} exists"))
+    except NotFoundError:
+        found.append((False, f"replicate.version: {client.version_ref} not found at {base}"))
+    except ReplicateError as exc:
+        found.append((False, f"replicate.version: cannot check at {base} ({exc.describe()})"))
+    return found
+
+
+async def check_online(config: Config, out: TextIO) -> list[str]:
+    """Check both tokens and the model version; print what is fine to `out`, return the
+    problems (empty: all fine)."""
+    async with aiohttp.ClientSession() as session:
+        client = ReplicateClient.from_settings(session, config.replicate,
+                                               retry=RetryPolicy(attempts=2))
+        results = [await check_discord(session, config), *await check_replicate(client)]
+    for ok, line in results:
+        if ok:
+            print(line, file=out)
+    return [line for ok, line in results if not ok]
