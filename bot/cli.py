@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--online", action="store_true",
                        help="also check both tokens, and the model version, with the services")
 
+    backup = sub.add_parser("backup", help="copy the database safely, even while the bot runs")
+    backup.add_argument("dest", metavar="DEST", help="the new file (readable by you only)")
+    config_arg(backup)
+
     gen = sub.add_parser("generate", help="one generation through Replicate, no Discord")
     add_arguments(gen)
     config_arg(gen)
@@ -84,10 +88,28 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     return run_bot(config, sync_commands=args.sync_commands or config.discord.sync_commands)
 
 
+def cmd_backup(args: argparse.Namespace, config: Config) -> int:
+    from bot.storage.backup import backup
+
+    try:
+        pages = backup(config.storage.database, args.dest)
+    except FileExistsError:
+        print(t("cli.error", None, message=f"{args.dest} exists already; not overwritten"),
+              file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(t("cli.error", None, message=f"storage.database / {args.dest}: {exc}"),
+              file=sys.stderr)
+        return 1
+    print(t("cli.backed_up", None, path=args.dest, pages=pages), file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"run": cmd_run, "check-config": cmd_check_config, "generate": cmd_generate}
+    commands = {"run": cmd_run, "check-config": cmd_check_config, "generate": cmd_generate,
+                "backup": cmd_backup}
     if args.command not in commands:
         parser.print_help(sys.stderr)
         return 2

@@ -37,6 +37,8 @@ SECRET_ENV = {
     ("discord", "token"): "DISCORD_TOKEN",
     ("replicate", "api_token"): "REPLICATE_API_TOKEN",
 }
+# settings the environment may give too (a container's health address, say), winning as well
+PLAIN_ENV = {("http", "listen"): "FLUX_BOT_HTTP_LISTEN"}
 MASK = "********"
 
 Snowflake = Annotated[int, Field(ge=0, le=2**63 - 1)]
@@ -357,7 +359,7 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
     """Validate `data` (a parsed TOML document) with secrets from `env` winning."""
     data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
     env = os.environ if env is None else env
-    for (section, name), variable in SECRET_ENV.items():
+    for (section, name), variable in {**SECRET_ENV, **PLAIN_ENV}.items():
         if env.get(variable):
             table = data.setdefault(section, {})
             if isinstance(table, dict):

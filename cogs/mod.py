@@ -65,12 +65,15 @@ class Mod(commands.GroupCog, group_name=cmd("command.mod.name"),
             return
         await quota.set_limits(guild_id, user.id, interaction.user.id, daily=daily,
                                weekly=weekly, monthly=monthly)
-        shown = ", ".join(f"{name} {value}" for name, value in
-                          (("daily", daily), ("weekly", weekly), ("monthly", monthly))
-                          if value is not None)
+        def shown(in_locale: str | None) -> str:
+            return ", ".join(f"{translate(f'option.{name}.name', in_locale)} {value}"
+                             for name, value in (("daily", daily), ("weekly", weekly),
+                                                 ("monthly", monthly)) if value is not None)
+
         await reply(interaction, translate("mod.limits_set", locale, user=user.mention,
-                                           limits=shown))
-        await mod_log(self.bot, interaction, "modlog.quota_set", user=user.mention, limits=shown)
+                                           limits=shown(locale)))
+        await mod_log(self.bot, interaction, "modlog.quota_set", user=user.mention,
+                      limits=shown(None))
 
     @app_commands.command(name=cmd("command.mod.quota_grant.name"),
                           description=cmd("command.mod.quota_grant.description"))
@@ -82,12 +85,13 @@ class Mod(commands.GroupCog, group_name=cmd("command.mod.name"),
         guild_id = require_guild(interaction)
         if credits == 0:
             raise UserError("mod.zero_credits")
-        balance = await self.bot.storage.quota.grant(guild_id, user.id, credits,
-                                                     interaction.user.id)
+        applied, balance = await self.bot.storage.quota.grant(guild_id, user.id, credits,
+                                                              interaction.user.id)
+        # what was applied: taking back more than the balance takes the balance only
         await reply(interaction, translate("mod.granted", locale_of(interaction),
-                                           user=user.mention, credits=credits, bonus=balance))
+                                           user=user.mention, credits=applied, bonus=balance))
         await mod_log(self.bot, interaction, "modlog.quota_grant", user=user.mention,
-                      credits=credits, bonus=balance)
+                      credits=applied, bonus=balance)
 
     @app_commands.command(name=cmd("command.mod.quota_reset.name"),
                           description=cmd("command.mod.quota_reset.description"))

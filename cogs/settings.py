@@ -43,7 +43,7 @@ class Settings(commands.GroupCog, group_name=cmd("command.settings.name"),
                 value = translate("settings.server_default", locale,
                                   value=defaults.get(key) if defaults.get(key) is not None
                                   else "—")
-            embed.add_field(name=key, value=value)
+            embed.add_field(name=translate(f"option.{key}.name", locale), value=value)
         return embed
 
     @app_commands.command(name=cmd("command.settings.view.name"),

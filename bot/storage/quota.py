@@ -400,9 +400,10 @@ class QuotaEngine:
 
     # -- moderators -------------------------------------------------------------------------
 
-    async def grant(self, guild_id: int, user_id: int, credits: int, actor_id: int) -> int:
-        """Add bonus credits (negative takes them back, never below zero); returns the new
-        bonus balance."""
+    async def grant(self, guild_id: int, user_id: int, credits: int, actor_id: int
+                    ) -> tuple[int, int]:
+        """Add bonus credits (negative takes them back, never below zero); returns what was
+        applied and the new bonus balance."""
         async with self.db.transaction() as tx:
             now = self.clock()
             snap = await self._snapshot(tx, guild_id, user_id, now)
@@ -414,7 +415,7 @@ class QuotaEngine:
                     " ?, ?)", (guild_id, user_id, abs(credits), credits, now, now, actor_id))
             await audit(tx, guild_id, actor_id, "quota-grant", user_id, {"credits": credits},
                         now)
-            return int(snap["bonus"]) + credits
+            return credits, int(snap["bonus"]) + credits
 
     async def reset(self, guild_id: int, user_id: int, actor_id: int) -> None:
         """Clear the user's usage in the current periods: the jobs reserved so far stop

@@ -43,7 +43,50 @@ def test_example_config_documents_every_key():
             continue
         assert f"[{section}]" in text, section
         for key in fields:
-            assert f"\n{key} =" in text or f"\n# {key} =" in text, f"{section}.{key}"
+            assert f"\n{key} =" in text or f"\n# {key} =" in text or \
+                f"\n# [[{section}.{key}]]" in text, f"{section}.{key}"
+
+
+def commented_blocks(text: str) -> list[tuple[int, int]]:
+    """(first, last) line numbers of each commented-out TOML block: `# [table]` or
+    `# [[array]]` and the `# key = value` lines under it."""
+    lines, blocks = text.splitlines(), []
+    for i, line in enumerate(lines):
+        if line.startswith("# [") and line.rstrip().endswith("]"):
+            end = i
+            while end + 1 < len(lines) and lines[end + 1].startswith("# ") and \
+                    "=" in lines[end + 1].split("#")[1]:
+                end += 1
+            blocks.append((i, end))
+    return blocks
+
+
+def test_the_example_stays_valid_whatever_block_is_uncommented(tmp_path: Path):
+    text = EXAMPLE.read_text()
+    blocks = commented_blocks(text)
+    assert blocks  # [[quota.roles]] at least
+    for first, last in blocks:
+        lines = text.splitlines()
+        for n in range(first, last + 1):
+            lines[n] = lines[n][2:]
+        path = tmp_path / "config.toml"
+        path.write_text("\n".join(lines) + "\n")
+        config = load_config(path, {})  # raises ConfigError if it is not valid
+        assert config.quota.roles or "roles" not in lines[first]
+
+
+def test_an_unknown_key_suggests_the_one_meant():
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"replicate": {"wait_secs": 5}, "quota": {"roles": [
+            {"role_id": 1, "dialy": 3}]}}, {})
+    assert caught.value.lines == [
+        "replicate.wait_secs: unknown key (did you mean wait_seconds?)",
+        "quota.roles[0].dialy: unknown key (did you mean daily?)"]
+
+
+def test_the_health_address_may_come_from_the_environment():
+    config = parse_config({"http": {"listen": ""}}, {"FLUX_BOT_HTTP_LISTEN": "0.0.0.0:8080"})
+    assert config.http.listen == "0.0.0.0:8080"
 
 
 @pytest.mark.parametrize(("data", "line"), [

@@ -177,3 +177,27 @@ async def test_a_moderator_role_is_enough(start_stack):
     assert data["embeds"][0]["title"] == "Last 7 day(s)"
     zh_mod = User(970000000000000003, "wang", locale="zh-CN", roles=(MOD_ROLE_ID,))
     assert (await mod(stack, "stats", user=zh_mod))["embeds"][0]["title"] == "最近 7 天"
+
+
+async def test_taking_back_more_than_the_balance_says_what_was_taken(start_stack):
+    stack = await start_stack(discord={"mod_log_channel_id": MOD_LOG})
+    await mod(stack, "quota-grant", {"user": BOB, "credits": 2})
+    taken = await mod(stack, "quota-grant", {"user": BOB, "credits": -50})
+    assert "Gave -2 bonus credit(s)" in taken["content"] and "now have 0" in taken["content"]
+    posts = await stack.discord.wait_for(
+        lambda: len(stack.discord.requests("POST", f"/channels/{MOD_LOG}/messages")) >= 2
+        and stack.discord.requests("POST", f"/channels/{MOD_LOG}/messages"))
+    assert "gave -2 bonus credit(s)" in posts[1].json["content"]
+
+
+async def test_option_names_are_shown_in_the_readers_language(start_stack):
+    stack = await start_stack(discord={"moderator_role_ids": [MOD_ROLE_ID]})
+    zh_mod = User(970000000000000004, "li", locale="zh-CN", roles=(MOD_ROLE_ID,))
+    limits = await mod(stack, "quota-set", {"user": BOB, "daily": 5, "weekly": 9}, user=zh_mod)
+    assert "每日 5" in limits["content"] and "daily" not in limits["content"]
+    zh = User(970000000000000005, "wu", locale="zh-CN")
+    await stack.bot.storage.settings.update(zh.id, {"steps": 12})
+    sent = await stack.discord.slash("settings", {}, subcommand="view", user=zh)
+    view = await answer(stack, sent)
+    names = [f["name"] for f in view["embeds"][0]["fields"]]
+    assert "步数" in names and "steps" not in names

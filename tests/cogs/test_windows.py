@@ -164,8 +164,11 @@ async def test_a_refused_token_at_posting_posts_real_images_through_the_channel(
     await stack.replicate.wait_for(lambda: stack.replicate.holding)
     stack.discord.expired_tokens.add(sent.token)  # Discord drops it early
     stack.replicate.finish()
-    message = await stack.finished(sent)
+    await stack.finished(sent)
     await settled(stack)
+    # the images are on the job's message, or on a new channel message if a progress edit
+    # found the token dead first (the job's message then says they are below)
+    (message,) = [m for m in stack.discord.channel_messages() if m["attachments"]]
     assert len(message["attachments"]) == 2
     for image in stack.images(message):
         assert image.format == "PNG" and image.width > 0  # not 0-byte files

@@ -122,6 +122,8 @@ class FakeDiscord(LoopbackServer):
         self.omit_message_id = False  # a REST proxy that drops `response_message_id`
         self.nonces: dict[tuple[int, str], int] = {}  # (channel, nonce) -> message id
         self.uploads: list[tuple[int, str]] = []  # (message id, its footer) per upload
+        self.gateway_down = False  # an outage: the gateway refuses every connection
+        self.gateway_refused = 0
         self.schema_problems: list[str] = []  # what real Discord would have refused
         self.refusals_expected = False  # a test that sends what Discord refuses on purpose
         self.deadline = 3.0
@@ -211,7 +213,11 @@ class FakeDiscord(LoopbackServer):
         for ws in list(self.sockets):
             await ws.close(code=code)
 
-    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        if self.gateway_down:  # an outage: every connection attempt refused
+            self.gateway_refused += 1
+            self.touch()
+            return web.Response(status=503, text="Service Unavailable")
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
         self.sockets.append(ws)

@@ -122,7 +122,7 @@ async def test_role_and_user_overrides(open_storage):
 async def test_bonus_is_spent_after_the_allowance(open_storage):
     storage = await open_storage(daily=2)
     quota = storage.quota
-    assert await quota.grant(GUILD, 1, 3, actor_id=99) == 3
+    assert await quota.grant(GUILD, 1, 3, actor_id=99) == (3, 3)
     first = await quota.reserve(request())
     assert (first.from_allowance, first.from_bonus) == (1, 0)
     mixed = await quota.reserve(request(images=2))
@@ -134,7 +134,7 @@ async def test_bonus_is_spent_after_the_allowance(open_storage):
     assert caught.value.params["left"] == 2
     assert (await quota.reserve(request(images=2))).from_bonus == 2
     assert (await quota.status(GUILD, 1)).bonus == 0
-    assert await quota.grant(GUILD, 1, -5, actor_id=99) == 0  # never below zero
+    assert await quota.grant(GUILD, 1, -5, actor_id=99) == (0, 0)  # never below zero
 
 
 async def test_commit_and_refund_are_idempotent(open_storage):
