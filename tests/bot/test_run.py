@@ -33,7 +33,7 @@ async def test_run_serves_imagine_and_stops_on_sigterm(tmp_path: Path, fake: Fak
             sent = await discord.slash("imagine", {"prompt": "a castle"})
             await discord.wait_for(lambda: any(
                 m["attachments"] for m in discord.channel_messages()), 30)
-            assert sent.answered_in is not None and sent.answered_in < 3
+            assert sent.callbacks and not sent.too_late  # within Discord's 3 s, which it keeps
             fake.scenario = Scenario(outcome="stuck")
             await discord.slash("imagine", {"prompt": "still running"})
             await fake.wait_for(lambda: len(fake.predictions) == 2)

@@ -17,8 +17,9 @@ class Gate:
     still, for as long as the test needs, without any clock."""
 
     def __init__(self, server: LoopbackServer, method: str, fragment: str,
-                 match: Callable[[Any], bool] | None = None) -> None:
+                 match: Callable[[Any], bool] | None = None, times: int | None = None) -> None:
         self.server = server
+        self.times = times  # hold only the first `times` requests (None: every one)
         self.method = method
         self.fragment = fragment
         self.match = match
@@ -28,7 +29,8 @@ class Gate:
 
     def matches(self, method: str, path: str, detail: Any) -> bool:
         return self.method in (method, "*") and self.fragment in path and \
-            (self.match is None or self.match(detail))
+            (self.match is None or self.match(detail)) and \
+            (self.times is None or self.waiting + self.passed < self.times)
 
     async def wait(self) -> None:
         self.waiting += 1
@@ -53,11 +55,11 @@ class LoopbackServer:
         self._changed = asyncio.Event()
         self.gates: list[Gate] = []
 
-    def gate(self, method: str, fragment: str, match: Callable[[Any], bool] | None = None
-             ) -> Gate:
+    def gate(self, method: str, fragment: str, match: Callable[[Any], bool] | None = None,
+             times: int | None = None) -> Gate:
         """Hold every request matching `method` and the path `fragment` (and `match`, given
-        what the server knows of it) until `Gate.open()`."""
-        gate = Gate(self, method, fragment, match)
+        what the server knows of it; only the first `times`) until `Gate.open()`."""
+        gate = Gate(self, method, fragment, match, times)
         self.gates.append(gate)
         return gate
 

@@ -46,26 +46,39 @@ async def test_wait_zero_sends_no_prefer_header(fake: FakeReplicate, make_client
 
 async def test_prediction_ending_inside_the_wait_costs_one_call(fake: FakeReplicate,
                                                                 make_client):
-    fake.scenario = Scenario(duration=0.1)
-    prediction = await make_client(real_time=True, wait_seconds=60).run({"prompt": "x"})
-    assert prediction.status == "succeeded"
+    fake.scenario, fake.wait_scale = Scenario(manual=True), 1.0
+    run = asyncio.ensure_future(make_client(real_time=True, wait_seconds=60).run({"prompt": "x"}))
+    await fake.wait_for(lambda: fake.holding)
+    fake.finish()  # it ends while `Prefer: wait` holds the create
+    assert (await run).status == "succeeded"
     assert [r.method for r in fake.requests] == ["POST"]
 
 
 async def test_outputs_before_succeeded_cost_two_calls(fake: FakeReplicate, make_client):
-    fake.scenario = Scenario(duration=0.1, output_while_processing=True)
-    prediction = await make_client(real_time=True, wait_seconds=60).run({"prompt": "x"})
-    assert prediction.status == "succeeded"
-    assert len(fake.requests) == 2
+    fake.scenario = Scenario(manual=True, output_while_processing=True)
+    fake.wait_scale = 1.0
+    poll = fake.gate("GET", "/predictions/")
+    run = asyncio.ensure_future(make_client(real_time=True, wait_seconds=60).run({"prompt": "x"}))
+    await fake.wait_for(lambda: fake.holding)
+    prediction = next(iter(fake.predictions.values()))
+    while not prediction.output:  # the outputs while `processing`: the hold answers
+        fake.advance()
+    await fake.wait_for(lambda: poll.waiting)  # the one poll for the end
+    fake.finish()
+    poll.open()
+    assert (await run).status == "succeeded"
+    assert [r.method for r in fake.requests] == ["POST", "GET"]
 
 
 async def test_a_long_prediction_is_followed_after_the_wait(fake: FakeReplicate, make_client):
-    fake.scenario = Scenario(duration=0.5)  # the server holds 60 s * 0.002 scale = 0.12 s
-    fake.wait_scale = 0.002
-    prediction = await make_client(real_time=True, wait_seconds=60).run({"prompt": "x"})
-    assert prediction.status == "succeeded"
+    fake.scenario, fake.wait_scale = Scenario(manual=True), 1.0
+    run = asyncio.ensure_future(make_client(real_time=True, wait_seconds=60).run({"prompt": "x"}))
+    await fake.wait_for(lambda: fake.holding)
+    fake.release_holds()  # the 60 s of the hold are up; it still runs
+    await fake.wait_for(lambda: fake.calls("GET"))
+    fake.finish()
+    assert (await run).status == "succeeded"
     assert fake.creates[0].headers["Prefer"] == "wait=60"
-    assert fake.calls("GET")
 
 
 async def test_follows_at_the_relay_base_never_urls_get(fake: FakeReplicate, make_client):
@@ -290,8 +303,8 @@ async def test_get_connection_reset_is_retried(fake: FakeReplicate, make_client)
 
 
 async def test_get_timeout_is_retried(fake: FakeReplicate, make_client):
-    fake.faults.append(Fault("GET", kind="delay", delay=1.0))
-    client = make_client(request_timeout=0.2)
+    fake.gate("GET", "/predictions/", times=1)  # the first poll never answers
+    client = make_client(request_timeout=1.0)
     created = await client.create({"prompt": "x"})
     assert (await client.get(created.id)).id == created.id
     assert len(fake.calls("GET")) == 2
@@ -322,9 +335,9 @@ async def test_create_is_not_retried_when_it_may_have_run(fake: FakeReplicate, m
 
 
 async def test_create_timeout_is_not_retried(fake: FakeReplicate, make_client):
-    fake.faults.append(Fault("POST", kind="delay", delay=1.0))
+    fake.gate("POST", "/predictions")  # the create never answers
     with pytest.raises(TransportError):
-        await make_client(request_timeout=0.2).create({"prompt": "x"})
+        await make_client(request_timeout=0.5).create({"prompt": "x"})
     assert len(fake.creates) == 1
 
 
