@@ -190,3 +190,48 @@ async def test_run_without_a_config_file_names_what_is_missing(tmp_path: Path):
     assert err.splitlines()[1].startswith("discord.token: missing")
     code, _, err = await cli("run", "--config", str(tmp_path / "none.toml"))
     assert code == 2 and "file not found" in err
+
+
+async def test_generate_checks_its_folder_before_anything_is_paid_for(tmp_path: Path,
+                                                                     fake: FakeReplicate):
+    taken = tmp_path / "images"
+    taken.write_text("a file where the folder should be")
+    code, _, err = await cli("generate", "x", "--out", str(taken), "--config",
+                             str(relay_config(tmp_path, fake)), env={"REPLICATE_API_TOKEN": TOKEN})
+    assert code == 1 and f"--out {taken} is a file, not a folder" in err
+    assert not fake.requests
+
+
+async def test_generate_applies_the_admins_limits(tmp_path: Path, fake: FakeReplicate):
+    config = relay_config(tmp_path, fake, "[limits]\nmax_prompt_length = 1000\n"
+                                          'banned_words = ["castle"]\n')
+    code, _, err = await cli("generate", "y" * 1200, "--config", str(config),
+                             env={"REPLICATE_API_TOKEN": TOKEN})
+    assert code == 1 and "PROMPT is 1200 characters long; limits.max_prompt_length is 1000" \
+        in err
+    code, _, err = await cli("generate", "a CASTLE", "--config", str(config),
+                             env={"REPLICATE_API_TOKEN": TOKEN})
+    assert code == 1 and "limits.banned_words" in err
+    assert not fake.requests
+
+
+async def test_a_mistyped_catalogue_name_is_pointed_out(tmp_path: Path, fake: FakeReplicate):
+    config = relay_config(tmp_path, fake, '[[loras]]\nname = "frosting_lane"\n'
+                                          'ref = "alvdansen/frosting_lane_flux"\n')
+    code, _, err = await cli("generate", "x", "--lora", "frostng_lane", "--config", str(config),
+                             env={"REPLICATE_API_TOKEN": TOKEN})
+    assert code == 1 and "Did you mean frosting_lane?" in err and "`" not in err
+    assert not fake.requests
+
+
+async def test_every_generate_option_says_what_it_does():
+    code, out, _ = await cli("generate", "--help")
+    assert code == 0
+    lines = out.splitlines()
+    options = [i for i, line in enumerate(lines) if line.strip().startswith("-")]
+    assert len(options) >= 14
+    for i in options:
+        _, _, text = lines[i].strip().partition("  ")
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        wrapped = following.startswith(" " * 10) and not following.strip().startswith("-")
+        assert text.strip() or wrapped, lines[i]  # the help is beside the flag, or under it
