@@ -23,6 +23,7 @@ from bot.replicate.errors import (
     ReplicateError,
     may_have_created,
 )
+from bot.replicate.lookup import find_created
 from bot.replicate.prediction import Prediction
 
 log = logging.getLogger("bot.jobs")
@@ -88,7 +89,7 @@ class ReplicateSteps:
 
     async def find(self, job: Job) -> Prediction | None:
         assert job.create_sent_at is not None
-        return await self.client.find_created(to_api_input(job.options), job.create_sent_at)
+        return await find_created(self.client, to_api_input(job.options), job.create_sent_at)
 
     async def end_at_replicate(self, job: Job, create: asyncio.Future[Prediction] | None
                                 ) -> Prediction:

@@ -17,9 +17,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
@@ -50,7 +48,6 @@ TRANSIENT = (TransportError, ServerError, RateLimitedError)
 
 
 MAX_ANSWER = 16 * 1024 * 1024  # a prediction is a few kB; a relay padding it is refused
-CLOCK_SKEW = 120.0  # seconds our clock and Replicate's may disagree, when matching creates
 
 
 async def _read_json(resp: aiohttp.ClientResponse) -> Any:
@@ -266,42 +263,6 @@ class ReplicateClient:
                                idempotent=True, headers=self.auth_headers())
         return data if isinstance(data, dict) else {}
 
-    async def list_predictions(self, created_after: float, created_before: float,
-                               max_pages: int = 20) -> AsyncIterator[Prediction]:
-        """The account's predictions created in a window (Unix seconds), newest first.
-        `next` names the upstream host even behind a relay: only its query is kept."""
-        query = urlencode({"created_after": _iso(created_after),
-                           "created_before": _iso(created_before)})
-        for _ in range(max_pages):
-            data = await self.send("GET", f"{self.url('predictions')}?{query}", idempotent=True,
-                                   headers=self.auth_headers())
-            if not isinstance(data, dict) or not isinstance(data.get("results"), list):
-                raise TransportError("unexpected answer to GET predictions")
-            for item in data["results"]:
-                try:
-                    yield Prediction.from_json(item)
-                except ValueError:
-                    continue
-            following = data.get("next")
-            if not isinstance(following, str) or not urlsplit(following).query:
-                return
-            query = urlsplit(following).query
-
-    async def find_created(self, input: dict[str, Any], sent_at: float) -> Prediction | None:
-        """The prediction made by a create of `input` sent at `sent_at` (Unix seconds) whose
-        answer never came back (a crash, a reset, a cancel while `Prefer: wait` held it).
-        Matched on the version and every input value but the image (the bot sends a seed
-        of its own choosing, so two jobs never share an input)."""
-        held = self.wait_seconds + self.request_timeout
-        wanted = {k: v for k, v in input.items() if k != "image"}
-        async for prediction in self.list_predictions(sent_at - CLOCK_SKEW,
-                                                      sent_at + held + CLOCK_SKEW):
-            if prediction.version not in (self.version, self.version_ref):
-                continue
-            if all(prediction.input.get(k) == v for k, v in wanted.items()):
-                return prediction
-        return None
-
     async def follow(self, prediction: Prediction, *, deadline: float,
                      on_update: Update | None = None, until_outputs: bool = False
                      ) -> Prediction:
@@ -418,10 +379,6 @@ class ReplicateClient:
         """Wait briefly for orphaned creates to be canceled (at shutdown)."""
         if self._orphans:
             await asyncio.wait(list(self._orphans), timeout=5)
-
-
-def _iso(when: float) -> str:
-    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def outputs_ready(prediction: Prediction) -> bool:

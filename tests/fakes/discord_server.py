@@ -13,102 +13,40 @@ import asyncio
 import itertools
 import json
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from tests.fakes import discord_rules, openapi
+from tests.fakes.discord_gateway import Gateway
+from tests.fakes.discord_interactions import Interactions
+from tests.fakes.discord_payloads import (
+    APP_ID,
+    BOT_ID,
+    BOT_TOKEN,
+    CHANNEL_ID,
+    DISCORD_EPOCH,
+    GUILD_ID,
+    MOD_PERMISSIONS,
+    MOD_ROLE_ID,
+    NSFW_CHANNEL_ID,
+    OTHER_CHANNEL_ID,
+    TOKEN_LIFETIME,
+    Call,
+    Drop,
+    Sent,
+    User,
+    _error,
+    _footer,
+    _json,
+)
 from tests.fakes.loopback import LoopbackServer
 
-DISCORD_EPOCH = 1420070400000
-APP_ID = 900000000000000001
-BOT_ID = APP_ID
-GUILD_ID = 910000000000000001
-CHANNEL_ID = 920000000000000001
-NSFW_CHANNEL_ID = 920000000000000002
-OTHER_CHANNEL_ID = 920000000000000003
-MOD_ROLE_ID = 930000000000000001
-BOT_TOKEN = "bot.token.for-tests-0123456789"
-EVERYONE_PERMISSIONS = "2248473465835073"
-MANAGE_GUILD = 1 << 5
-MEMBER_PERMISSIONS = str(int(EVERYONE_PERMISSIONS) & ~MANAGE_GUILD)
-MOD_PERMISSIONS = str(int(EVERYONE_PERMISSIONS) | MANAGE_GUILD)
-TOKEN_LIFETIME = 15 * 60
+__all__ = ["APP_ID", "BOT_TOKEN", "CHANNEL_ID", "GUILD_ID", "MOD_ROLE_ID", "NSFW_CHANNEL_ID",
+           "OTHER_CHANNEL_ID", "Drop", "FakeDiscord", "Sent", "User"]
 
 
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    # exactly application/json: discord.py reads anything else as text (notes §2.1)
-    return web.Response(status=status, body=json.dumps(data).encode(),
-                        headers={"Content-Type": "application/json", **(headers or {})})
-
-
-def _footer(message: dict[str, Any]) -> str:
-    embeds = message.get("embeds") or []
-    return str(((embeds[0] if embeds else {}).get("footer") or {}).get("text", ""))
-
-
-def _error(status: int, code: int, message: str) -> web.Response:
-    return _json({"code": code, "message": message}, status)
-
-
-@dataclass
-class User:
-    id: int
-    name: str
-    locale: str = "en-US"
-    roles: tuple[int, ...] = ()
-    permissions: str = MEMBER_PERMISSIONS
-
-    def payload(self) -> dict[str, Any]:
-        return {"id": str(self.id), "username": self.name, "discriminator": "0",
-                "global_name": self.name.title(), "avatar": None}
-
-
-@dataclass
-class Call:
-    method: str
-    path: str
-    json: Any
-    files: dict[str, tuple[str, bytes]]
-    at: float
-    headers: dict[str, str] = field(default_factory=dict)
-    query: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Drop:
-    """Cut the connection of the next `times` matching requests, as a reset does: `before`
-    Discord acts on them (nothing happened), or `after` (it acted; the answer is lost)."""
-
-    method: str
-    fragment: str
-    after: bool = False
-    times: int = 1
-    match: Any = None  # a predicate on the `Call`
-
-    def matches(self, call: Call) -> bool:
-        return self.method in (call.method, "*") and self.fragment in call.path and \
-            (self.match is None or self.match(call))
-
-
-@dataclass
-class Sent:
-    """An interaction the test sent, and what the bot answered."""
-
-    id: int
-    token: str
-    sent_at: float
-    data: dict[str, Any]
-    callbacks: list[Call] = field(default_factory=list)
-    too_late: bool = False  # the bot answered after Discord's 3 s
-
-    @property
-    def answered_in(self) -> float | None:
-        return self.callbacks[0].at - self.sent_at if self.callbacks else None
-
-
-class FakeDiscord(LoopbackServer):
+class FakeDiscord(Gateway, Interactions, LoopbackServer):
     def __init__(self) -> None:
         super().__init__()
         self.calls: list[Call] = []
@@ -165,211 +103,7 @@ class FakeDiscord(LoopbackServer):
     def describe(self) -> str:
         return "; calls: " + ", ".join(f"{c.method} {c.path}" for c in self.calls[-15:])
 
-    # -- gateway ----------------------------------------------------------------------------
-
-    def _guild(self) -> dict[str, Any]:
-        def channel(cid: int, name: str, nsfw: bool = False) -> dict[str, Any]:
-            return {"id": str(cid), "type": 0, "name": name, "position": 0, "nsfw": nsfw,
-                    "permission_overwrites": [], "guild_id": str(GUILD_ID), "topic": None,
-                    "last_message_id": None, "rate_limit_per_user": 0, "parent_id": None}
-
-        return {
-            "id": str(GUILD_ID), "name": "Test server", "icon": None, "splash": None,
-            "discovery_splash": None, "owner_id": str(self.moderator.id), "afk_channel_id": None,
-            "afk_timeout": 300, "verification_level": 0, "default_message_notifications": 0,
-            "explicit_content_filter": 0, "mfa_level": 0, "nsfw_level": 0, "premium_tier": 0,
-            "premium_subscription_count": 0, "preferred_locale": "en-US", "features": [],
-            "system_channel_id": None, "system_channel_flags": 0, "rules_channel_id": None,
-            "vanity_url_code": None, "description": None, "banner": None,
-            "max_members": 1000, "application_id": None, "public_updates_channel_id": None,
-            "roles": [
-                {"id": str(GUILD_ID), "name": "@everyone", "permissions": EVERYONE_PERMISSIONS,
-                 "position": 0, "color": 0, "hoist": False, "managed": False,
-                 "mentionable": False, "flags": 0},
-                {"id": str(MOD_ROLE_ID), "name": "mods", "permissions": EVERYONE_PERMISSIONS,
-                 "position": 1, "color": 0, "hoist": False, "managed": False,
-                 "mentionable": False, "flags": 0}],
-            "emojis": [], "stickers": [], "channels": [
-                channel(CHANNEL_ID, "general"), channel(NSFW_CHANNEL_ID, "art", nsfw=True),
-                channel(OTHER_CHANNEL_ID, "off-topic")],
-            "threads": [], "members": [], "voice_states": [], "presences": [],
-            "stage_instances": [], "guild_scheduled_events": [], "member_count": 3,
-            "large": False, "unavailable": False, "joined_at": "2025-01-01T00:00:00+00:00",
-        }
-
-    async def _send(self, ws: web.WebSocketResponse, payload: dict[str, Any]) -> None:
-        await ws.send_str(json.dumps(payload))
-
-    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send a gateway event to every connected client."""
-        self._seq += 1
-        for ws in list(self.sockets):
-            if not ws.closed:
-                await self._send(ws, {"op": 0, "t": event, "s": self._seq, "d": data})
-
-    async def disconnect(self, code: int = 4000) -> None:
-        """Drop the gateway connection with a resumable close code."""
-        self.resumed.clear()
-        for ws in list(self.sockets):
-            await ws.close(code=code)
-
-    async def _gateway(self, request: web.Request) -> web.StreamResponse:
-        if self.gateway_down:  # an outage: every connection attempt refused
-            self.gateway_refused += 1
-            self.touch()
-            return web.Response(status=503, text="Service Unavailable")
-        ws = web.WebSocketResponse(heartbeat=None)
-        await ws.prepare(request)
-        self.sockets.append(ws)
-        await self._send(ws, {"op": 10, "d": {"heartbeat_interval": 41250}})
-        try:
-            async for message in ws:
-                if message.type != WSMsgType.TEXT:
-                    continue
-                payload = json.loads(message.data)
-                op = payload.get("op")
-                if op == 1:
-                    await self._send(ws, {"op": 11})
-                elif op == 2:
-                    self.ready_count += 1
-                    self._seq += 1
-                    await self._send(ws, {"op": 0, "t": "READY", "s": self._seq, "d": {
-                        "v": 10, "user": {**User(BOT_ID, "fluxbot").payload(), "bot": True},
-                        "guilds": [{"id": str(GUILD_ID), "unavailable": True}],
-                        "session_id": self._session, "resume_gateway_url": self.gateway_url,
-                        "application": {"id": str(APP_ID), "flags": 0},
-                        "private_channels": [], "relationships": []}})
-                    self._seq += 1
-                    await self._send(ws, {"op": 0, "t": "GUILD_CREATE", "s": self._seq,
-                                          "d": self._guild()})
-                    self.identified.set()
-                elif op == 6:
-                    self._seq += 1
-                    await self._send(ws, {"op": 0, "t": "RESUMED", "s": self._seq, "d": {}})
-                    self.resumed.set()
-                self.touch()
-        finally:
-            self.sockets.remove(ws)
-        return ws
-
     # -- interactions -----------------------------------------------------------------------
-
-    def _member(self, user: User) -> dict[str, Any]:
-        return {"user": user.payload(), "roles": [str(r) for r in user.roles],
-                "joined_at": "2025-01-01T00:00:00+00:00", "deaf": False, "mute": False,
-                "flags": 0, "permissions": user.permissions, "nick": None, "avatar": None,
-                "pending": False, "communication_disabled_until": None}
-
-    async def interact(self, kind: int, data: dict[str, Any], *, user: User | None = None,
-                       channel_id: int = CHANNEL_ID, message: dict[str, Any] | None = None,
-                       upload_limit: int = 10 * 1024 * 1024, dm: bool = False) -> Sent:
-        """Dispatch an INTERACTION_CREATE and return its record."""
-        user = user or self.member
-        interaction_id = self.snowflake()
-        token = f"itok-{interaction_id}"
-        nsfw = channel_id == NSFW_CHANNEL_ID
-        payload: dict[str, Any] = {
-            "id": str(interaction_id), "application_id": str(APP_ID), "type": kind,
-            "token": token, "version": 1, "data": data, "locale": user.locale,
-            "channel_id": str(channel_id), "app_permissions": EVERYONE_PERMISSIONS,
-            "attachment_size_limit": upload_limit, "entitlements": [], "context": 0,
-            "authorizing_integration_owners": {"0": str(GUILD_ID)},
-            "channel": {"id": str(channel_id), "type": 1 if dm else 0, "name": "general",
-                        "nsfw": nsfw, **({} if dm else {"guild_id": str(GUILD_ID)})},
-        }
-        if dm:
-            payload["user"] = user.payload()
-            payload["context"] = 1
-        else:
-            payload.update(guild_id=str(GUILD_ID), guild_locale="en-US",
-                           member=self._member(user))
-        if message is not None:
-            payload["message"] = message
-        sent = Sent(interaction_id, token, time.monotonic(), payload)
-        self.sent[token] = sent
-        await self.dispatch("INTERACTION_CREATE", payload)
-        return sent
-
-    async def slash(self, name: str, options: dict[str, Any] | None = None, *,
-                    subcommand: str | None = None, attachments: dict[str, Any] | None = None,
-                    **kwargs: Any) -> Sent:
-        """A chat-input command, options by name (types guessed from the Python values)."""
-        resolved: dict[str, Any] = {}
-
-        def option(key: str, value: Any) -> dict[str, Any]:
-            if isinstance(value, User):  # a member picked in a user option
-                resolved.setdefault("users", {})[str(value.id)] = value.payload()
-                member = {k: v for k, v in self._member(value).items() if k != "user"}
-                resolved.setdefault("members", {})[str(value.id)] = member
-                return {"name": key, "type": 6, "value": str(value.id)}
-            kind = 5 if isinstance(value, bool) else 4 if isinstance(value, int) else \
-                10 if isinstance(value, float) else 3
-            return {"name": key, "type": kind, "value": value}
-
-        opts = [option(k, v) for k, v in (options or {}).items()]
-        data: dict[str, Any] = {"id": str(self.snowflake()), "name": name, "type": 1}
-        if resolved:
-            data["resolved"] = resolved
-        if attachments:
-            data.setdefault("resolved", {})["attachments"] = {}
-            for key, attachment in attachments.items():
-                data["resolved"]["attachments"][attachment["id"]] = attachment
-                opts.append({"name": key, "type": 11, "value": attachment["id"]})
-        if subcommand:
-            opts = [{"name": subcommand, "type": 1, "options": opts}]
-        data["options"] = opts
-        return await self.interact(2, data, **kwargs)
-
-    async def autocomplete(self, name: str, focused: str, value: str,
-                           options: dict[str, Any] | None = None, *,
-                           subcommand: str | None = None, **kwargs: Any) -> Sent:
-        opts = [{"name": k, "type": 3, "value": v} for k, v in (options or {}).items()]
-        opts.append({"name": focused, "type": 3, "value": value, "focused": True})
-        if subcommand:
-            opts = [{"name": subcommand, "type": 1, "options": opts}]
-        return await self.interact(4, {"id": str(self.snowflake()), "name": name, "type": 1,
-                                       "options": opts}, **kwargs)
-
-    async def click(self, custom_id: str, message_id: int, *, values: list[str] | None = None,
-                    **kwargs: Any) -> Sent:
-        """Press a button (or choose in a select menu) on a message the bot sent."""
-        message = self.messages[message_id]
-        pressed = next((c for row in message.get("components") or []
-                        for c in row.get("components", []) if c.get("custom_id") == custom_id),
-                       None)
-        if pressed is None or pressed.get("disabled"):
-            raise ValueError(f"no enabled {custom_id!r} on message {message_id}: a member "
-                             "cannot press it")
-        data: dict[str, Any] = {"custom_id": custom_id, "component_type": pressed["type"]}
-        if values is not None:
-            known = {o["value"] for o in pressed.get("options", [])}
-            if pressed["type"] != 3 or not set(values) <= known:
-                raise ValueError(f"{values} are not options of {custom_id!r}")
-            data["values"] = values
-        return await self.interact(3, data, message=message, **kwargs)
-
-    async def submit(self, custom_id: str, fields: dict[str, str], **kwargs: Any) -> Sent:
-        """Submit a form (modal) the bot opened."""
-        rows = [{"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]}
-                for k, v in fields.items()]
-        return await self.interact(5, {"custom_id": custom_id, "components": rows}, **kwargs)
-
-    def attachment(self, filename: str, data: bytes, content_type: str | None,
-                   width: int | None = None, height: int | None = None) -> dict[str, Any]:
-        """An uploaded file as Discord describes it (width/height only for real images)."""
-        attachment_id = str(self.snowflake())
-        key = f"{attachment_id}/{filename}"
-        self.attachments[key] = data
-        payload: dict[str, Any] = {"id": attachment_id, "filename": filename, "size": len(data),
-                                   "url": f"{self.url}/attachments/{key}",
-                                   "proxy_url": f"{self.url}/attachments/{key}"}
-        if content_type:
-            payload["content_type"] = content_type
-        if width is not None:
-            payload.update(width=width, height=height)
-        return payload
-
-    # -- what the bot did -------------------------------------------------------------------
 
     def requests(self, method: str, fragment: str) -> list[Call]:
         return [c for c in self.calls if c.method == method and fragment in c.path]

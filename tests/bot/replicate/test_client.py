@@ -25,6 +25,7 @@ from bot.replicate.errors import (
     Stopping,
     TransportError,
 )
+from bot.replicate.lookup import find_created
 from bot.replicate.prediction import Prediction
 from tests.fakes.replicate_server import MODEL, VERSION, FakeReplicate, Fault, Scenario
 
@@ -400,11 +401,11 @@ async def test_a_held_create_is_found_in_the_list_behind_a_relay(fake: FakeRepli
     target = await client.create(wanted)
     for n in range(4):  # newer ones from the same account push it to the third page
         await client.create({"prompt": "mine", "seed": n})
-    found = await client.find_created(wanted, sent_at)
+    found = await find_created(client, wanted, sent_at)
     assert found is not None and found.id == target.id
     assert len(fake.lists) == 3
     assert all(r.path == "/replicate/v1/predictions" for r in fake.lists)  # never upstream
-    assert await client.find_created({"prompt": "never sent", "seed": 1}, sent_at) is None
+    assert await find_created(client, {"prompt": "never sent", "seed": 1}, sent_at) is None
 
 
 async def test_an_answer_too_large_is_refused_at_once(fake: FakeReplicate, make_client):

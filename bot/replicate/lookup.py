@@ -1,0 +1,61 @@
+"""Finding a prediction whose id never reached us: a create whose answer was lost (a crash, a
+reset, a cancel while `Prefer: wait` held it) is looked for in the account's list, matched on the
+version and the input (the bot sends a seed of its own choosing, so no two jobs share one) and
+on the time the create left."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from bot.replicate.client import ReplicateClient
+from bot.replicate.errors import TransportError
+from bot.replicate.prediction import Prediction
+
+CLOCK_SKEW = 120.0  # seconds our clock and Replicate's may disagree, when matching creates
+
+
+def _iso(when: float) -> str:
+    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+async def list_predictions(client: ReplicateClient, created_after: float,
+                           created_before: float, max_pages: int = 20
+                           ) -> AsyncIterator[Prediction]:
+    """The account's predictions created in a window (Unix seconds), newest first.
+    `next` names the upstream host even behind a relay: only its query is kept."""
+    query = urlencode({"created_after": _iso(created_after),
+                       "created_before": _iso(created_before)})
+    for _ in range(max_pages):
+        data = await client.send("GET", f"{client.url('predictions')}?{query}",
+                                 idempotent=True, headers=client.auth_headers())
+        if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+            raise TransportError("unexpected answer to GET predictions")
+        for item in data["results"]:
+            try:
+                yield Prediction.from_json(item)
+            except ValueError:
+                continue
+        following = data.get("next")
+        if not isinstance(following, str) or not urlsplit(following).query:
+            return
+        query = urlsplit(following).query
+
+
+async def find_created(client: ReplicateClient, input: dict[str, Any], sent_at: float
+                       ) -> Prediction | None:
+    """The prediction made by a create of `input` sent at `sent_at` (Unix seconds) whose
+    answer never came back (a crash, a reset, a cancel while `Prefer: wait` held it).
+    Matched on the version and every input value but the image (the bot sends a seed
+    of its own choosing, so two jobs never share an input)."""
+    held = client.wait_seconds + client.request_timeout
+    wanted = {k: v for k, v in input.items() if k != "image"}
+    async for prediction in list_predictions(client, sent_at - CLOCK_SKEW,
+                                             sent_at + held + CLOCK_SKEW):
+        if prediction.version not in (client.version, client.version_ref):
+            continue
+        if all(prediction.input.get(k) == v for k, v in wanted.items()):
+            return prediction
+    return None
