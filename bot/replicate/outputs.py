@@ -13,8 +13,9 @@ from urllib.parse import unquote_to_bytes, urlsplit
 import aiohttp
 
 from bot.images import MAX_PIXELS, dimensions, extension, sniff
-from bot.replicate.client import ReplicateClient
+from bot.replicate.client import ReplicateClient, read_capped
 from bot.replicate.errors import (
+    AnswerTooLarge,
     OutputError,
     OutputGone,
     OutputNotImage,
@@ -110,14 +111,10 @@ async def fetch_output(client: ReplicateClient, index: int, url: str,
     headers = client.auth_headers() if same_host else {}
 
     async def read(resp: aiohttp.ClientResponse) -> tuple[bytes, str | None]:
-        if (resp.content_length or 0) > max_bytes:
-            raise OutputTooLarge(f"{resp.content_length} bytes is above {max_bytes}")
-        body = bytearray()
-        async for chunk in resp.content.iter_chunked(65536):
-            body += chunk
-            if len(body) > max_bytes:
-                raise OutputTooLarge(f"more than {max_bytes} bytes")
-        return bytes(body), resp.headers.get("Content-Type")
+        try:
+            return await read_capped(resp, max_bytes), resp.headers.get("Content-Type")
+        except AnswerTooLarge as exc:
+            raise OutputTooLarge(exc.detail) from None
 
     try:
         data, claimed = await client.send("GET", url, idempotent=True, headers=headers, read=read)

@@ -40,6 +40,15 @@ def cancels(stack) -> list:
     return stack.replicate.calls("POST", "/cancel")
 
 
+async def running(stack, prompt: str = "a castle"):
+    """A job past its held create: its prediction's id known, the bot polling it."""
+    sent = await stack.discord.slash("imagine", {"prompt": prompt})
+    await stack.replicate.wait_for(lambda: stack.replicate.holding)
+    stack.replicate.release_holds()
+    await stack.replicate.wait_for(lambda: stack.replicate.calls("GET", "/predictions/"))
+    return sent
+
+
 async def press_cancel(stack, sent, **kwargs):
     message = await job_message(stack, sent)
     click = await stack.discord.click(f"imagine:cancel:{job_id_of(message)}",
@@ -104,10 +113,7 @@ async def test_a_cancel_that_arrives_too_late_posts_and_charges(start_stack):
 
 async def test_cancel_while_running_is_seen_at_replicate(start_stack):
     stack = await manual_stack(start_stack)
-    sent = await stack.discord.slash("imagine", {"prompt": "a castle"})
-    await stack.replicate.wait_for(lambda: stack.replicate.holding)
-    stack.replicate.release_holds()
-    await stack.replicate.wait_for(lambda: stack.replicate.calls("GET", "/predictions/"))
+    sent = await running(stack)
     stack.replicate.advance()  # processing
     await press_cancel(stack, sent)
     message = await stack.finished(sent)
@@ -120,10 +126,7 @@ async def test_cancel_while_running_is_seen_at_replicate(start_stack):
 
 async def test_a_cancel_that_fails_at_replicate_is_tried_until_it_lands(start_stack):
     stack = await manual_stack(start_stack)
-    sent = await stack.discord.slash("imagine", {"prompt": "a castle"})
-    await stack.replicate.wait_for(lambda: stack.replicate.holding)
-    stack.replicate.release_holds()
-    await stack.replicate.wait_for(lambda: stack.replicate.calls("GET", "/predictions/"))
+    sent = await running(stack)
     stack.replicate.faults.append(Fault("POST", path="/cancel", status=500, times=12))
     stack.bot.replicate.sleep = _no_wait  # the bot's own backoff between cancels
     await press_cancel(stack, sent)
@@ -159,10 +162,7 @@ async def test_cancel_while_images_upload_is_refused_and_the_job_ends_once(start
 
 async def test_cancel_of_a_resumed_job_cancels_its_prediction(start_stack):
     stack = await manual_stack(start_stack)
-    sent = await stack.discord.slash("imagine", {"prompt": "a castle"})
-    await stack.replicate.wait_for(lambda: stack.replicate.holding)
-    stack.replicate.release_holds()
-    await stack.replicate.wait_for(lambda: stack.replicate.calls("GET", "/predictions/"))
+    sent = await running(stack)
     await stack.stop()
 
     again = await start_stack(**DEFAULTS)

@@ -7,6 +7,17 @@ from tests.fakes.discord_server import CHANNEL_ID, GUILD_ID
 from tests.fakes.replicate_server import Scenario
 
 
+async def back_in_flight(stack):
+    """As if the bot died after posting the job's images and before settling them."""
+    storage = stack.bot.storage
+    job = (await storage.history.page(GUILD_ID, stack.discord.member.id)).items[0]
+    await storage.db.execute("DELETE FROM ledger WHERE kind IN ('commit', 'refund')")
+    await storage.db.execute(
+        "INSERT INTO jobs (generation_id, guild_id, user_id, state, updated_at)"
+        " VALUES (?, ?, ?, 'running', 0)", (job.id, GUILD_ID, job.user_id))
+    return job
+
+
 async def test_a_button_pressed_after_a_restart_still_works(start_stack):
     stack = await start_stack()
     sent = await stack.discord.slash("imagine", {"prompt": "a castle"})
@@ -52,13 +63,7 @@ async def test_a_result_posted_before_a_crash_is_not_posted_again(start_stack):
     stack = await start_stack()
     sent = await stack.discord.slash("imagine", {"prompt": "a castle"})
     await stack.finished(sent)
-    storage = stack.bot.storage
-    job = (await storage.history.page(GUILD_ID, stack.discord.member.id)).items[0]
-    # as if the bot died after posting and before settling: put the job back in flight
-    await storage.db.execute("DELETE FROM ledger WHERE kind IN ('commit', 'refund')")
-    await storage.db.execute(
-        "INSERT INTO jobs (generation_id, guild_id, user_id, state, updated_at)"
-        " VALUES (?, ?, ?, 'running', 0)", (job.id, GUILD_ID, job.user_id))
+    job = await back_in_flight(stack)
     await stack.stop()
 
     again = await start_stack()
@@ -100,12 +105,7 @@ async def test_a_posted_result_is_charged_even_if_resuming_it_fails(start_stack)
     stack = await start_stack()
     sent = await stack.discord.slash("imagine", {"prompt": "a castle"})
     await stack.finished(sent)
-    storage = stack.bot.storage
-    job = (await storage.history.page(GUILD_ID, stack.discord.member.id)).items[0]
-    await storage.db.execute("DELETE FROM ledger WHERE kind IN ('commit', 'refund')")
-    await storage.db.execute(
-        "INSERT INTO jobs (generation_id, guild_id, user_id, state, updated_at)"
-        " VALUES (?, ?, ?, 'running', 0)", (job.id, GUILD_ID, job.user_id))
+    job = await back_in_flight(stack)
     await stack.stop()
 
     stack.discord.drops.append(Drop("GET", f"/messages/{job.message_id}"))  # unsure at first
