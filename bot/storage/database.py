@@ -16,10 +16,10 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -28,6 +28,9 @@ from bot.errors import StartupError
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+BATCH = 64  # writes in one shared transaction at most
+T = TypeVar("T")
+Write = Callable[["Transaction"], Awaitable[T]]
 _MIGRATION_NAME = re.compile(r"(\d{4})_[\w-]+\.sql")
 
 
@@ -64,6 +67,8 @@ class Database:
         self.connection = connection
         self.path = path
         self._lock = asyncio.Lock()
+        self._pending: list[tuple[Write[Any], asyncio.Future[Any]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: str | Path, *, migrations: Path = MIGRATIONS,
@@ -97,6 +102,8 @@ class Database:
         return db
 
     async def close(self) -> None:
+        if self._writer is not None:  # the writes already asked for land first
+            await asyncio.wait({self._writer})
         async with self._lock:
             await self.connection.close()
 
@@ -167,6 +174,39 @@ class Database:
         """One write in its own transaction; returns the rows changed."""
         async with self.transaction() as tx:
             return await tx.execute(sql, params)
+
+    # -- group commit -----------------------------------------------------------------------
+
+    async def batch(self, write: Write[T]) -> T:
+        """`write(tx)` in a transaction shared with every write waiting at the same moment:
+        one BEGIN and COMMIT for a burst of jobs instead of one each. Should the shared
+        transaction fail, each write is run again alone, so that one bad write fails only
+        itself. The write happens even if the caller stops waiting."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((write, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write_batches())
+        return await asyncio.shield(future)
+
+    async def _write_batches(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
+            if not await self._write(batch) and len(batch) > 1:
+                for one in batch:
+                    await self._write([one])
+
+    async def _write(self, batch: list[tuple[Write[Any], asyncio.Future[Any]]]) -> bool:
+        try:
+            async with self.transaction() as tx:
+                results = [await write(tx) for write, _ in batch]
+        except Exception as error:
+            if len(batch) == 1 and not batch[0][1].done():
+                batch[0][1].set_exception(error)
+            return False
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+        return True
 
 
 class Transaction:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.storage.database import Database
+from bot.storage.database import Database, Transaction
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class History:
         write them and the instant the create leaves, so a crash from here on can find the
         prediction. None when the job was settled meanwhile (canceled before it started):
         then it must not be created."""
-        async with self.db.transaction() as tx:
+        async def claim(tx: Transaction) -> float | None:
             now = self.clock()
             claimed = await tx.execute(
                 "UPDATE jobs SET create_sent_at = ?, updated_at = ? WHERE generation_id = ?"
@@ -109,11 +109,13 @@ class History:
             await tx.execute("UPDATE generations SET options = ?, seed = ? WHERE id = ?",
                              (json.dumps(options, ensure_ascii=False, sort_keys=True),
                               options.get("seed"), job_id))
-        return now
+            return now
+
+        return await self.db.batch(claim)
 
     async def mark_running(self, job_id: int, prediction_id: str) -> None:
         """The prediction exists: remember its id first, so a crash can resume it."""
-        async with self.db.transaction() as tx:
+        async def mark(tx: Transaction) -> None:
             now = self.clock()
             await tx.execute("UPDATE generations SET prediction_id = ?, status = 'running',"
                              " started_at = COALESCE(started_at, ?) WHERE id = ?",
@@ -121,9 +123,14 @@ class History:
             await tx.execute("UPDATE jobs SET state = 'running', updated_at = ?"
                              " WHERE generation_id = ?", (now, job_id))
 
+        await self.db.batch(mark)
+
     async def set_message(self, job_id: int, message_id: int) -> None:
-        await self.db.execute("UPDATE generations SET message_id = ? WHERE id = ?",
-                              (message_id, job_id))
+        async def write(tx: Transaction) -> None:
+            await tx.execute("UPDATE generations SET message_id = ? WHERE id = ?",
+                             (message_id, job_id))
+
+        await self.db.batch(write)
 
     async def page(self, guild_id: int, user_id: int, page: int = 1, per_page: int = 5
                    ) -> Page:

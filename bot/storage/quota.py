@@ -264,45 +264,55 @@ class QuotaEngine:
 
     async def _settle(self, job_id: int, delivered: int, status: str,
                       fields: dict[str, Any], unless_claimed: bool = False) -> bool:
-        async with self.db.transaction() as tx:
-            now = self.clock()
-            if unless_claimed:  # only if its create has not left (see History.claim)
-                row = await tx.fetchone("SELECT create_sent_at FROM jobs WHERE generation_id = ?",
-                                        (job_id,))
-                if row is None or row[0] is not None:
-                    return False
-            rows = await tx.fetchall(
-                "SELECT kind, source, credits, guild_id, user_id, period_at FROM ledger"
-                " WHERE job_id = ? AND kind IN ('reserve', 'commit', 'refund')", (job_id,))
-            if any(r["kind"] != "reserve" for r in rows):
-                return False  # settled already
-            reserved = {r["source"]: r["credits"] for r in rows}
-            if not reserved:
-                return False  # unknown job
-            first = rows[0]
-            delivered = max(0, min(delivered, sum(reserved.values())))
-            # spend the allowance first, give bonus credits back first
-            keep = {"allowance": min(delivered, reserved.get("allowance", 0))}
-            keep["bonus"] = min(delivered - keep["allowance"], reserved.get("bonus", 0))
-            movements = []
-            for source, n in reserved.items():
-                back = n - keep[source]
-                if keep[source]:
-                    movements.append(("commit", source, keep[source], 0))
-                if back:
-                    movements.append(("refund", source, back, -back))
-            await tx.executemany(
-                "INSERT INTO ledger (guild_id, user_id, job_id, kind, source, credits, amount,"
-                " period_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(first["guild_id"], first["user_id"], job_id, kind, source, credits, amount,
-                  first["period_at"], now) for kind, source, credits, amount in movements])
-            assignments = {"status": status, "images_delivered": delivered,
-                           "finished_at": now, **fields}
-            columns = ", ".join(f"{name} = :{name}" for name in assignments)
-            await tx.execute(f"UPDATE generations SET {columns} WHERE id = :id",
-                             {**assignments, "id": job_id})
-            await tx.execute("DELETE FROM jobs WHERE generation_id = ?", (job_id,))
+        """Settle in a transaction shared with the other writes of the moment (group
+        commit): a burst of jobs ending together costs a few transactions, not one each."""
+        async def settle(tx: Transaction) -> bool:
+            return await self._settle_in(tx, job_id, delivered, status, fields,
+                                         unless_claimed)
+
+        return await self.db.batch(settle)
+
+    async def _settle_in(self, tx: Transaction, job_id: int, delivered: int, status: str,
+                         fields: dict[str, Any], unless_claimed: bool) -> bool:
+        now = self.clock()
+        if unless_claimed:  # only if its create has not left (see History.claim)
+            row = await tx.fetchone("SELECT create_sent_at FROM jobs WHERE generation_id = ?",
+                                    (job_id,))
+            if row is None or row[0] is not None:
+                return False
+        rows = await tx.fetchall(
+            "SELECT kind, source, credits, guild_id, user_id, period_at FROM ledger"
+            " WHERE job_id = ? AND kind IN ('reserve', 'commit', 'refund')", (job_id,))
+        if any(r["kind"] != "reserve" for r in rows):
+            return False  # settled already
+        reserved = {r["source"]: r["credits"] for r in rows}
+        if not reserved:
+            return False  # unknown job
+        first = rows[0]
+        delivered = max(0, min(delivered, sum(reserved.values())))
+        # spend the allowance first, give bonus credits back first
+        keep = {"allowance": min(delivered, reserved.get("allowance", 0))}
+        keep["bonus"] = min(delivered - keep["allowance"], reserved.get("bonus", 0))
+        movements = []
+        for source, n in reserved.items():
+            back = n - keep[source]
+            if keep[source]:
+                movements.append(("commit", source, keep[source], 0))
+            if back:
+                movements.append(("refund", source, back, -back))
+        await tx.executemany(
+            "INSERT INTO ledger (guild_id, user_id, job_id, kind, source, credits, amount,"
+            " period_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(first["guild_id"], first["user_id"], job_id, kind, source, credits, amount,
+              first["period_at"], now) for kind, source, credits, amount in movements])
+        assignments = {"status": status, "images_delivered": delivered,
+                       "finished_at": now, **fields}
+        columns = ", ".join(f"{name} = :{name}" for name in assignments)
+        await tx.execute(f"UPDATE generations SET {columns} WHERE id = :id",
+                         {**assignments, "id": job_id})
+        await tx.execute("DELETE FROM jobs WHERE generation_id = ?", (job_id,))
         return True
+
 
     async def commit(self, job_id: int, delivered: int, *, seed: int | None = None,
                      predict_time: float | None = None, cost: float | None = None,

@@ -99,3 +99,38 @@ async def test_a_task_canceled_at_any_point_leaves_no_transaction_open(tmp_path:
         assert not db.connection.in_transaction
     finally:
         await db.close()
+
+
+async def test_writes_of_a_burst_share_transactions_and_a_bad_one_fails_alone(tmp_path: Path):
+    db = await Database.open(tmp_path / "bot.db")
+    begun = 0
+    original = db.transaction
+
+    def counting():  # count the transactions the burst takes
+        nonlocal begun
+        begun += 1
+        return original()
+
+    db.transaction = counting  # type: ignore[method-assign]
+    try:
+        async def ban(tx, user):
+            await tx.execute("INSERT INTO bans (guild_id, user_id, banned_by, banned_at)"
+                             " VALUES (1, ?, 9, 0)", (user,))
+            return user
+
+        async def broken(tx):
+            await tx.execute("INSERT INTO no_such_table VALUES (1)")
+
+        import asyncio
+
+        results = await asyncio.gather(*(db.batch(lambda tx, u=u: ban(tx, u))
+                                         for u in range(100)), db.batch(broken),
+                                       return_exceptions=True)
+        assert results[:100] == list(range(100))
+        assert "no such table" in str(results[100])
+        rows = await db.fetchall("SELECT user_id FROM bans ORDER BY user_id")
+        assert [r[0] for r in rows] == list(range(100))
+        assert begun < 100  # shared, not one each (the failed batch is retried one by one)
+    finally:
+        db.transaction = original  # type: ignore[method-assign]
+        await db.close()
