@@ -81,6 +81,67 @@ class Clock:
         self.now += seconds
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Any:
+    """The URL of a PostgreSQL server for the session: $FLUX_TEST_POSTGRES_URL (CI starts
+    one), else a throwaway cluster started here; skipped, saying why, if neither can be had
+    (failed instead with $FLUX_TEST_REQUIRE_POSTGRES=1, as in CI)."""
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from tests import postgres
+
+    url = os.environ.get(postgres.URL_ENV)
+    if url:
+        yield url
+        return
+    # a folder of its own under /tmp: pytest's are private to root, and the server runs as
+    # the postgres user
+    folder = Path(tempfile.mkdtemp(prefix="flux-pg-"))
+    try:
+        url = postgres.start(folder)
+    except postgres.Unavailable as exc:
+        if os.environ.get(postgres.REQUIRE_ENV):
+            pytest.fail(f"PostgreSQL is required here: {exc}")
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    try:
+        yield url
+    finally:
+        postgres.stop(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+async def postgres_database(postgres_server: str) -> AsyncIterator[str]:
+    """A new, empty database on the session's server, dropped after the test."""
+    import uuid
+
+    import asyncpg
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(postgres_server)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    admin = await asyncpg.connect(postgres_server)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_location(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """Where a test's database lives: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "data" / "bot.db")
+    return str(request.getfixturevalue("postgres_database"))
+
+
 # the whole bot on loopback, for tests of every layer that needs it
 from tests.stack import discord_fake, stack, start_stack  # noqa: E402
 

@@ -12,6 +12,7 @@ from bot.storage.database import Database
 from bot.storage.history import History
 from bot.storage.loras import GuildLoras
 from bot.storage.moderation import Moderation
+from bot.storage.processes import Processes
 from bot.storage.quota import QuotaEngine
 from bot.storage.settings import UserSettings
 
@@ -24,6 +25,7 @@ class Storage:
     moderation: Moderation
     settings: UserSettings
     loras: GuildLoras
+    processes: Processes
 
     @classmethod
     async def open(cls, path: str | Path, quota: QuotaSettings,
@@ -32,7 +34,7 @@ class Storage:
         db = await Database.open(path)
         return cls(db=db, quota=QuotaEngine(db, quota, clock), history=History(db, clock),
                    moderation=Moderation(db, clock), settings=UserSettings(db, clock),
-                   loras=GuildLoras(db, clock))
+                   loras=GuildLoras(db, clock), processes=Processes(db, clock))
 
     async def close(self) -> None:
         await self.db.close()

@@ -160,12 +160,14 @@ class History:
         since = self.clock() - days * 86400
         row = await self.db.fetchone(
             "SELECT COUNT(*) AS generations, COALESCE(SUM(images_delivered), 0) AS images,"
-            " COALESCE(SUM(status IN ('failed', 'timed_out')), 0) AS failures,"
+            " COALESCE(SUM(CASE WHEN status IN ('failed', 'timed_out') THEN 1 ELSE 0 END), 0)"
+            " AS failures,"
             " COALESCE(SUM(cost), 0) AS cost"
             " FROM generations WHERE guild_id = ? AND created_at >= ?", (guild_id, since))
         users = await self.db.fetchall(
             "SELECT user_id, SUM(images_delivered) AS images FROM generations"
-            " WHERE guild_id = ? AND created_at >= ? GROUP BY user_id HAVING images > 0"
+            " WHERE guild_id = ? AND created_at >= ? GROUP BY user_id"
+            " HAVING SUM(images_delivered) > 0"
             " ORDER BY images DESC, user_id LIMIT ?", (guild_id, since, top))
         assert row is not None
         return GuildStats(days, int(row["generations"]), int(row["images"]),

@@ -39,6 +39,7 @@ __all__ = ["Interaction", "JobRequest", "Limits", "PeriodUsage", "QuotaEngine", 
 
 Clock = Callable[[], float]
 BATCH = 64  # reservations in one transaction at most
+QUOTA_LOCK = 1  # the advisory locks a reservation takes, one per server (PostgreSQL)
 
 
 class QuotaEngine:
@@ -100,7 +101,8 @@ class QuotaEngine:
                 (SELECT COUNT(*) FROM bans WHERE guild_id = :g AND user_id = :u) AS banned,
                 o.daily AS o_daily, o.weekly AS o_weekly, o.monthly AS o_monthly,
                 o.user_id AS o_user
-            FROM (SELECT 1) LEFT JOIN quota_overrides o ON o.guild_id = :g AND o.user_id = :u
+            FROM (SELECT 1 AS one) AS one
+            LEFT JOIN quota_overrides o ON o.guild_id = :g AND o.user_id = :u
             """,
             {"g": guild_id, "u": user_id, "cap": self.settings.guild_daily,
              "day": spans["daily"].start,
@@ -219,26 +221,32 @@ class QuotaEngine:
                              batch: list[tuple[JobRequest, asyncio.Future[Reservation]]]
                              ) -> list[tuple[asyncio.Future[Reservation], Any]]:
         """Decide every reservation of the batch in order, each seeing the ones before it,
-        then write them all at once. One read per reservation, three writes per batch."""
-        row = await tx.fetchone("SELECT COALESCE(MAX(id), 0) FROM generations")
-        next_id = int(row[0] if row else 0) + 1
-        accepted: list[tuple[JobRequest, int, int, int, float]] = []  # request, id, a, b, now
+        then write them all at once. One read per reservation, three writes per batch.
+        Other processes reserving for the same servers wait for this transaction (a lock
+        per server), so the checks stay exact across processes too."""
+        await tx.lock(QUOTA_LOCK, (request.guild_id for request, _ in batch))
+        decided: list[tuple[JobRequest, int, int, float]] = []  # request, allowance, bonus, now
         outcomes: list[tuple[asyncio.Future[Reservation], Any]] = []
         for request, future in batch:
             now = self.clock()
             snap = await self._snapshot(tx, request.guild_id, request.user_id, now)
-            _add_unwritten(snap, request, accepted)
+            _add_unwritten(snap, request, decided)
             try:
                 allowance, bonus = self._check(self._status(snap, request.role_ids, now),
                                                request.images)
             except QuotaRefused as refused:  # nothing is written for it
                 outcomes.append((future, refused))
                 continue
-            accepted.append((request, next_id, allowance, bonus, now))
-            outcomes.append((future, Reservation(next_id, request.images, allowance, bonus)))
-            next_id += 1
-        if not accepted:
+            decided.append((request, allowance, bonus, now))
+            outcomes.append((future, len(decided) - 1))
+        if not decided:
             return outcomes
+        ids = await tx.next_ids("generations", len(decided))
+        accepted = [(r, job_id, a, b, now) for (r, a, b, now), job_id in zip(decided, ids,
+                                                                              strict=True)]
+        outcomes = [(future, Reservation(ids[o], decided[o][0].images, decided[o][1],
+                                         decided[o][2]) if isinstance(o, int) else o)
+                    for future, o in outcomes]
         await tx.executemany(
             "INSERT INTO generations (id, guild_id, channel_id, user_id, prompt, options, lora,"
             " lora_scale, parent_id, images_requested, created_at)"
@@ -275,11 +283,11 @@ class QuotaEngine:
     async def _settle_in(self, tx: Transaction, job_id: int, delivered: int, status: str,
                          fields: dict[str, Any], unless_claimed: bool) -> bool:
         now = self.clock()
-        if unless_claimed:  # only if its create has not left (see History.claim)
-            row = await tx.fetchone("SELECT create_sent_at FROM jobs WHERE generation_id = ?",
-                                    (job_id,))
-            if row is None or row[0] is not None:
-                return False
+        # the job's row, locked: a second process settling it (or claiming it) waits
+        job = await tx.fetchone("SELECT create_sent_at FROM jobs WHERE generation_id = ?"
+                                + tx.for_update, (job_id,))
+        if unless_claimed and (job is None or job[0] is not None):
+            return False  # its create has left (see History.claim): not to be refunded so
         rows = await tx.fetchall(
             "SELECT kind, source, credits, guild_id, user_id, period_at FROM ledger"
             " WHERE job_id = ? AND kind IN ('reserve', 'commit', 'refund')", (job_id,))
@@ -378,9 +386,9 @@ class QuotaEngine:
             await tx.execute(
                 "INSERT INTO quota_overrides (guild_id, user_id, daily, weekly, monthly, set_by,"
                 " set_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, user_id) DO UPDATE"
-                " SET daily = COALESCE(excluded.daily, daily),"
-                " weekly = COALESCE(excluded.weekly, weekly),"
-                " monthly = COALESCE(excluded.monthly, monthly),"
+                " SET daily = COALESCE(excluded.daily, quota_overrides.daily),"
+                " weekly = COALESCE(excluded.weekly, quota_overrides.weekly),"
+                " monthly = COALESCE(excluded.monthly, quota_overrides.monthly),"
                 " set_by = excluded.set_by, set_at = excluded.set_at",
                 (guild_id, user_id, daily, weekly, monthly, actor_id, now))
             await audit(tx, guild_id, actor_id, "quota-set", user_id,
@@ -406,11 +414,11 @@ def _interaction(request: JobRequest) -> tuple[Any, ...]:
 
 
 def _add_unwritten(snap: dict[str, Any], request: JobRequest,
-                   accepted: list[tuple[JobRequest, int, int, int, float]]) -> None:
+                   decided: list[tuple[JobRequest, int, int, float]]) -> None:
     """Fold the reservations this batch accepted but has not written yet into `snap`, as
     the database will hold them: the checks stay exact inside a batch."""
     windows = snap["windows"]
-    for other, _, allowance, bonus, at in accepted:
+    for other, allowance, bonus, at in decided:
         if other.guild_id != request.guild_id:
             continue
         if at >= windows["daily"].start:

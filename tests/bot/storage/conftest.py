@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,13 +33,14 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def open_storage(tmp_path: Path, clock: Clock
+async def open_storage(database_location: str, clock: Clock
                        ) -> AsyncIterator[Callable[..., Awaitable[Storage]]]:
+    """Storage on each engine in turn (the tests run on SQLite and on PostgreSQL)."""
     opened: list[Storage] = []
 
     async def make(**quota: Any) -> Storage:
         quota.setdefault("per_user_concurrent", 0)
-        storage = await Storage.open(tmp_path / "data" / "bot.db", QuotaSettings(**quota), clock)
+        storage = await Storage.open(database_location, QuotaSettings(**quota), clock)
         opened.append(storage)
         return storage
 

@@ -16,7 +16,7 @@ SCRIPT = """
 import asyncio, sys
 from bot.config import QuotaSettings
 from bot.storage import Storage
-from bot.storage.database import Transaction
+from bot.storage.sqlite import SqliteTransaction as Transaction
 from bot.storage.quota import JobRequest
 
 def job():

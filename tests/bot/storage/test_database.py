@@ -10,7 +10,7 @@ import pytest
 
 from bot.storage.database import MIGRATIONS, Database
 
-SHIPPED = len(list(MIGRATIONS.glob("*.sql")))  # the versions the package ships
+SHIPPED = len(list((MIGRATIONS / "sqlite").glob("*.sql")))  # the versions the package ships
 NEXT = SHIPPED + 1
 
 
@@ -28,7 +28,7 @@ async def test_pragmas_and_private_files(tmp_path: Path):
 
 async def test_migrations_apply_once_on_a_new_and_an_existing_database(tmp_path: Path):
     folder = tmp_path / "migrations"
-    shutil.copytree(MIGRATIONS, folder)
+    shutil.copytree(MIGRATIONS / "sqlite", folder)
     path = tmp_path / "bot.db"
     db = await Database.open(path, migrations=folder)
     assert await db.schema_version() == SHIPPED
@@ -51,7 +51,7 @@ async def test_migrations_apply_once_on_a_new_and_an_existing_database(tmp_path:
 
 async def test_a_failing_migration_changes_nothing(tmp_path: Path):
     folder = tmp_path / "migrations"
-    shutil.copytree(MIGRATIONS, folder)
+    shutil.copytree(MIGRATIONS / "sqlite", folder)
     (folder / f"{NEXT:04d}_broken.sql").write_text(
         "CREATE TABLE half (x INTEGER);\nTHIS IS NOT SQL;")
     with pytest.raises(Exception, match="syntax error"):
