@@ -60,7 +60,7 @@ class BotProcess:
             f'[discord]\napi_base = "{discord.api_base}"\n'
             f'gateway_url = "{discord.gateway_url}"\n'
             f'[replicate]\napi_base = "{replicate.relay_base}"\nwait_seconds = 60\n'
-            "max_concurrent = 1000\n"
+            "max_concurrent = 1000\ncreates_per_minute = 0\n"
             "[quota]\ndaily = 0\nper_user_concurrent = 0\n"
             f'[storage]\ndatabase = "{folder / "bot.db"}"\n'
             f'[http]\nlisten = "127.0.0.1:{self.port}"\n[logging]\nlevel = "WARNING"\n')

@@ -15,6 +15,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -38,7 +39,7 @@ SECRET_ENV = {
     ("replicate", "api_token"): "REPLICATE_API_TOKEN",
 }
 # settings the environment may give too (a container's health address, say), winning as well
-PLAIN_ENV = {("http", "listen"): "FLUX_BOT_HTTP_LISTEN"}
+PLAIN_ENV = {("http", "listen"): "FLUX_BOT_HTTP_LISTEN", ("storage", "database"): "DATABASE_URL"}
 MASK = "********"
 
 Snowflake = Annotated[int, Field(ge=0, le=2**63 - 1)]
@@ -76,6 +77,27 @@ class DiscordSettings(Section):
     default_locale: Literal["en-US", "zh-CN"] = "en-US"
     api_base: str = "https://discord.com/api/v10"
     gateway_url: str = "wss://gateway.discord.gg"
+    shard_count: Annotated[int, Field(ge=0, le=100_000)] | Literal["auto"] = 0
+    shard_ids: list[Annotated[int, Field(ge=0)]] = []
+
+    @model_validator(mode="after")
+    def _shards(self) -> DiscordSettings:
+        if self.shard_ids:
+            if not isinstance(self.shard_count, int) or self.shard_count == 0:
+                raise ValueError("discord.shard_ids: needs discord.shard_count, the number of "
+                                 "shards in all (not 0 nor \"auto\")")
+            if len(set(self.shard_ids)) != len(self.shard_ids) or \
+                    max(self.shard_ids) >= self.shard_count:
+                raise ValueError(f"discord.shard_ids: {self.shard_ids} must be distinct, each "
+                                 f"below discord.shard_count ({self.shard_count})")
+        return self
+
+    def shards(self) -> tuple[int, ...] | None:
+        """The shards this process runs out of `shard_count`; None: every shard (one process
+        for the whole bot, sharded or not)."""
+        if not self.shard_ids:
+            return None
+        return tuple(sorted(self.shard_ids))
 
     @field_validator("api_base")
     @classmethod
@@ -97,6 +119,7 @@ class ReplicateSettings(Section):
     timeout_seconds: int = Field(600, ge=5, le=86400)
     max_concurrent: int = Field(8, ge=1, le=1000)
     cost_per_second: float = Field(0.0014, ge=0)
+    creates_per_minute: int = Field(600, ge=0, le=100_000)
 
     @field_validator("api_base")
     @classmethod
@@ -189,6 +212,14 @@ class LoraEntry(Section):
 class StorageSettings(Section):
     database: Annotated[str, Field(min_length=1)] = "data/bot.db"
 
+    @field_validator("database")
+    @classmethod
+    def _database(cls, v: str) -> str:
+        if "://" in v and not re.fullmatch(r"postgres(ql)?://[^\s/]+(/[^\s?]*)?(\?\S*)?", v):
+            raise ValueError("a URL must be postgresql://user[:password]@host[:port]/database "
+                             "(a path means an SQLite file)")
+        return v
+
 
 class HttpSettings(Section):
     listen: str = ""
@@ -234,9 +265,11 @@ class Config(Section):
         return self
 
     def secrets(self) -> list[str]:
-        """The secret values in force, for log redaction."""
+        """The secret values in force, for log redaction (a database password included)."""
+        password = urlsplit(self.storage.database).password \
+            if "://" in self.storage.database else None
         return [s for s in (self.discord.token.get_secret_value(),
-                            self.replicate.api_token.get_secret_value()) if s]
+                            self.replicate.api_token.get_secret_value(), password) if s]
 
     def require(self, *keys: str) -> None:
         """Raise `ConfigError` when any of the secrets `keys` (`discord.token`, …) is empty."""
@@ -263,6 +296,8 @@ class Config(Section):
         data["quota"]["roles"] = [{k: v for k, v in r.items() if v is not None}
                                   for r in data["quota"]["roles"]]
         data["loras"] = [{k: v for k, v in e.items() if v is not None} for e in data["loras"]]
+        for secret in self.secrets():  # a password inside the database URL
+            data["storage"]["database"] = data["storage"]["database"].replace(secret, MASK)
         return data
 
     def masked_toml(self) -> str:

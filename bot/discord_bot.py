@@ -1,6 +1,8 @@
-"""The Discord client: a `commands.Bot` whose `setup_hook` opens what the cogs use (database,
-HTTP session, Replicate client, job runner), loads an explicit list of cogs, and resumes the
-jobs a previous run left in flight, all before the gateway connects."""
+"""The Discord client: a `commands.Bot` (an `AutoShardedBot` when sharded) whose `setup_hook`
+opens what the cogs use (database, HTTP session, Replicate client, job runner), loads an
+explicit list of cogs, and resumes the jobs a previous run left in flight, all before the
+gateway connects. With `shard_ids`, a process owns the servers of its shards only: it resumes
+their jobs and no other's."""
 
 from __future__ import annotations
 
@@ -43,8 +45,14 @@ def use_endpoints(config: Config) -> None:
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(config.discord.gateway_url)
 
 
-class FluxBot(commands.Bot):
-    """Holds the config and the shared resources; Discord features live in cogs."""
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """Discord's rule: a server's shard; direct messages (guild 0) go to shard 0."""
+    return (guild_id >> 22) % shard_count if guild_id else 0
+
+
+class Flux:
+    """Holds the config and the shared resources; Discord features live in cogs. Mixed with
+    `commands.Bot` (`FluxBot`) or `commands.AutoShardedBot` (`ShardedFluxBot`)."""
 
     storage: Storage
     runner: JobRunner | None
@@ -52,7 +60,7 @@ class FluxBot(commands.Bot):
     def __init__(self, config: Config, *, sync_commands: bool = False, **options: Any) -> None:
         options.setdefault("chunk_guilds_at_startup", False)
         options.setdefault("tree_cls", FluxTree)
-        super().__init__(command_prefix=commands.when_mentioned,
+        super().__init__(command_prefix=commands.when_mentioned,  # type: ignore[call-arg]
                          intents=discord.Intents(guilds=True), help_command=None,
                          allowed_mentions=discord.AllowedMentions.none(), **options)
         self.config = config
@@ -68,6 +76,14 @@ class FluxBot(commands.Bot):
         self._lag_watch: asyncio.Task[None] | None = None
         set_default_locale(config.discord.default_locale)
 
+    def owns(self, guild_id: int) -> bool:
+        """Whether this process runs the shard of `guild_id` (every one, unless `shard_ids`
+        names some)."""
+        shards = self.config.discord.shards()
+        count = self.config.discord.shard_count
+        return shards is None or not isinstance(count, int) or \
+            shard_of(guild_id, count) in shards
+
     async def setup_hook(self) -> None:
         """Open what the cogs use, check what can be checked before members notice (each
         failure a `StartupError` naming the key), load the cogs, resume the jobs."""
@@ -78,9 +94,14 @@ class FluxBot(commands.Bot):
             connector=aiohttp.TCPConnector(limit=2 * slots + 20, limit_per_host=0))
         self.replicate = ReplicateClient.from_settings(
             self.http_session, self.config.replicate, observer=self.metrics.replicate_request)
-        self.runner = JobRunner(self.storage, self.replicate, self.http_session,
-                                cost_per_second=self.config.replicate.cost_per_second,
-                                metrics=self.metrics, image_hosts=self.image_hosts())
+        per_minute = self.config.replicate.creates_per_minute
+        self.runner = JobRunner(
+            self.storage, self.replicate, self.http_session,
+            cost_per_second=self.config.replicate.cost_per_second, metrics=self.metrics,
+            image_hosts=self.image_hosts(),
+            pace=(lambda: self.storage.processes.pace("create", per_minute,
+                                                      max(1.0, per_minute / 10)))
+            if per_minute else None)
         await self.check_replicate_token()
         self._lag_watch = asyncio.create_task(self.metrics.watch_loop_lag())
         if self.config.http.listen:
@@ -177,3 +198,24 @@ def _listen_problem(listen: str, exc: OSError) -> str:
     if exc.errno == errno.EADDRINUSE:
         return f"http.listen: {listen} is already in use (another process listens there)"
     return f"http.listen: cannot listen on {listen} ({exc.strerror or type(exc).__name__})"
+
+
+class FluxBot(Flux, commands.Bot):
+    """One process, one gateway connection: the default."""
+
+
+class ShardedFluxBot(Flux, commands.AutoShardedBot):
+    """Several shards in this process (all of them, or `shard_ids`)."""
+
+
+def make_bot(config: Config, **options: Any) -> Flux:
+    """The bot for `config`: sharded when `discord.shard_count` says so."""
+    count = config.discord.shard_count
+    if not count:
+        return FluxBot(config, **options)
+    if count != "auto":
+        options.setdefault("shard_count", count)
+        shards = config.discord.shards()
+        if shards is not None:
+            options.setdefault("shard_ids", list(shards))
+    return ShardedFluxBot(config, **options)

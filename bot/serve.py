@@ -14,7 +14,7 @@ import aiohttp
 import discord
 
 from bot.config import Config
-from bot.discord_bot import FluxBot, use_endpoints
+from bot.discord_bot import Flux, make_bot, use_endpoints
 from bot.errors import StartupError
 from bot.jobs import STOP_GRACE
 
@@ -43,14 +43,14 @@ def quiet_discord_logs() -> None:
     discord.VoiceClient.warn_dave = False
 
 
-async def serve(bot: FluxBot, token: str) -> None:
+async def serve(bot: Flux, token: str) -> None:
     """Run until SIGINT or SIGTERM, then stop within the grace period."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    async with bot:
+    async with bot:  # type: ignore[attr-defined]
         running = asyncio.ensure_future(bot.start(token))
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -85,7 +85,7 @@ def run_bot(config: Config, *, sync_commands: bool = False) -> int:
     _more_open_files()
     quiet_discord_logs()
     use_endpoints(config)
-    bot = FluxBot(config, sync_commands=sync_commands)
+    bot = make_bot(config, sync_commands=sync_commands)
     try:
         asyncio.run(serve(bot, config.discord.token.get_secret_value()))
     except StartupError as exc:

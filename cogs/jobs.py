@@ -1,9 +1,12 @@
 """The Discord side of the job runner: the jobs a previous run left are resumed as this cog
-loads (before the gateway connects), and a cancel reaches a job wherever it stands: running
-here, or only in the database (canceled before it started, or left by a crash)."""
+loads (before the gateway connects; with shards, only the jobs of this process's servers), and
+a cancel reaches a job wherever it stands: running here, only in the database (canceled before
+it started, or left by a crash), or in another process, which the request reaches through the
+database and which answers the same way."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -26,14 +29,26 @@ def options_of(job: Generation) -> GenerationOptions:
     return GenerationOptions(**{k: v for k, v in job.options.items() if k in fields})
 
 
+CANCEL_POLL = 1.0  # seconds between looks for cancels other processes ask of ours
+CANCEL_WAIT = 60.0  # how long a process waits for the owner of a job to answer a cancel
+
+
 class Jobs(commands.Cog):
     def __init__(self, bot: FluxBot) -> None:
         self.bot = bot
+        self.poll_interval = CANCEL_POLL
+        self._answering: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:
         count = await self.resume()
         if count:
             log.info("resumed %d job(s) left in flight", count)
+        if self.bot.config.discord.shards() is not None:  # other processes may ask
+            self._answering = asyncio.create_task(self._answer_cancels())
+
+    async def cog_unload(self) -> None:
+        if self._answering is not None:
+            self._answering.cancel()
 
     def reporter_for(self, entry: InFlightJob) -> DiscordReporter:
         """A reporter for a stored job: its message, through its token while that lives."""
@@ -50,13 +65,17 @@ class Jobs(commands.Cog):
             return self.reporter_for(entry)
 
         assert self.bot.runner is not None
-        return await self.bot.runner.resume_all(make, options_of)
+        return await self.bot.runner.resume_all(
+            make, options_of, which=lambda entry: self.bot.owns(entry.generation.guild_id))
 
-    async def cancel(self, job_id: int, guild_id: int) -> CancelOutcome:
+    async def cancel(self, job_id: int, guild_id: int, by: int = 0) -> CancelOutcome:
         """Cancel a job of this server: the running task stops it; a job with no task here
-        is settled from the database (its prediction, if any, canceled at Replicate)."""
+        is settled from the database (its prediction, if any, canceled at Replicate); a job
+        of a server another process runs is canceled by that process."""
         runner = self.bot.runner
         assert runner is not None
+        if not self.bot.owns(guild_id) and job_id not in runner.jobs:
+            return await self._ask_owner(job_id, guild_id, by)
         outcome = await runner.cancel(job_id)
         if outcome is not CancelOutcome.NOT_RUNNING:
             return outcome
@@ -66,6 +85,37 @@ class Jobs(commands.Cog):
             return CancelOutcome.NOT_RUNNING
         await runner.cancel_stored(entry, self.reporter_for(entry), options_of(entry.generation))
         return CancelOutcome.CANCELED
+
+
+    async def _ask_owner(self, job_id: int, guild_id: int, by: int) -> CancelOutcome:
+        """The request goes through the database; the owner's answer comes back the same way
+        (NOT_RUNNING if none comes: the owner is down, and will resume the job at its start)."""
+        processes = self.bot.storage.processes
+        await processes.ask_cancel(job_id, guild_id, by)
+        deadline = asyncio.get_running_loop().time() + CANCEL_WAIT
+        try:
+            while asyncio.get_running_loop().time() < deadline:
+                answer = await processes.cancel_outcome(job_id)
+                if answer is not None:
+                    return CancelOutcome(answer)
+                await asyncio.sleep(self.poll_interval / 4)
+            return CancelOutcome.NOT_RUNNING
+        finally:
+            await processes.forget_cancel(job_id)
+
+    async def _answer_cancels(self) -> None:
+        """Answer the cancels other processes ask of jobs of this process's servers."""
+        processes = self.bot.storage.processes
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                for request in await processes.open_cancels():
+                    if self.bot.owns(request.guild_id):
+                        outcome = await self.cancel(request.job_id, request.guild_id)
+                        await processes.answer_cancel(request.job_id, outcome.value)
+            except Exception as exc:  # the database away for a moment: look again later
+                log.warning("cancels asked by other processes: not read (%s)",
+                            type(exc).__name__)
 
 
 async def setup(bot: FluxBot) -> None:

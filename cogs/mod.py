@@ -175,7 +175,7 @@ class Mod(commands.GroupCog, group_name=cmd("command.mod.name"),
         guild_id = require_guild(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
         jobs: Jobs = self.bot.get_cog("Jobs")  # type: ignore[assignment]
-        outcome = await jobs.cancel(job, guild_id)
+        outcome = await jobs.cancel(job, guild_id, interaction.user.id)
         if outcome is CancelOutcome.NOT_RUNNING:
             raise UserError("mod.no_such_job", job=job)
         if outcome is CancelOutcome.CANCELED:

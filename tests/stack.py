@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from bot.config import Config, parse_config
-from bot.discord_bot import FluxBot, use_endpoints
+from bot.discord_bot import FluxBot, make_bot, use_endpoints
 from bot.replicate.retry import PollPolicy, RetryPolicy
 from tests.fakes.discord_server import BOT_TOKEN, CHANNEL_ID, FakeDiscord, Sent
 from tests.fakes.replicate_server import TOKEN, FakeReplicate, Scenario
@@ -105,7 +105,7 @@ async def start_stack(discord_fake: FakeDiscord, fake: FakeReplicate, tmp_path: 
         config = settings(discord_fake, fake, tmp_path, extra)
         use_endpoints(config)
         discord_fake.identified.clear()
-        bot = FluxBot(config, sync_commands=sync_commands, guild_ready_timeout=0.05)
+        bot = make_bot(config, sync_commands=sync_commands, guild_ready_timeout=0.05)
         task = asyncio.create_task(bot.start(BOT_TOKEN))
         await asyncio.wait_for(discord_fake.identified.wait(), 10)
         await asyncio.wait_for(bot.wait_until_ready(), 10)

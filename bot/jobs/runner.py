@@ -71,6 +71,7 @@ class JobRunner:
                  session: aiohttp.ClientSession, *, cost_per_second: float = 0.0,
                  edit_interval: float = EDIT_INTERVAL, metrics: Metrics | None = None,
                  image_hosts: Iterable[str] = (), grace: float = STOP_GRACE,
+                 pace: Callable[[], Awaitable[float]] | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  rand: random.Random | None = None) -> None:
         self.storage = storage
@@ -79,6 +80,7 @@ class JobRunner:
         self.cost_per_second = cost_per_second
         self.edit_interval = edit_interval
         self.grace = grace
+        self.pace = pace  # seconds to wait before the next create (the account's pacing)
         self.clock = clock
         self.rand = rand or random.SystemRandom()
         self.queue = JobQueue(client.max_concurrent)
@@ -265,6 +267,10 @@ class JobRunner:
         shown.show(JobState(job.id, "starting"))
         if job.options.image and job.options.image.startswith("http"):
             await self.steps.unless_canceled(job, self.steps.check_image(job.options.image))
+        if self.pace is not None:  # the account's rate, shared by every process
+            wait = await self.steps.unless_canceled(job, self.pace())
+            if wait > 0:
+                await self.steps.unless_canceled(job, asyncio.sleep(wait))
         options = job.options
         if options.seed is None:  # ours, so that the input tells this job from any other
             options = options.with_changes(seed=self.rand.randint(0, MAX_SEED))
