@@ -10,7 +10,7 @@ from tests.fakes.discord_payloads import (
     APP_ID,
     CHANNEL_ID,
     EVERYONE_PERMISSIONS,
-    GUILD_ID,
+    GUILD_OF_CHANNEL,
     NSFW_CHANNEL_ID,
     Sent,
     User,
@@ -30,20 +30,21 @@ class Interactions:
         interaction_id = self.snowflake()
         token = f"itok-{interaction_id}"
         nsfw = channel_id == NSFW_CHANNEL_ID
+        guild_id = GUILD_OF_CHANNEL.get(channel_id, 0)
         payload: dict[str, Any] = {
             "id": str(interaction_id), "application_id": str(APP_ID), "type": kind,
             "token": token, "version": 1, "data": data, "locale": user.locale,
             "channel_id": str(channel_id), "app_permissions": EVERYONE_PERMISSIONS,
             "attachment_size_limit": upload_limit, "entitlements": [], "context": 0,
-            "authorizing_integration_owners": {"0": str(GUILD_ID)},
+            "authorizing_integration_owners": {"0": str(guild_id)},
             "channel": {"id": str(channel_id), "type": 1 if dm else 0, "name": "general",
-                        "nsfw": nsfw, **({} if dm else {"guild_id": str(GUILD_ID)})},
+                        "nsfw": nsfw, **({} if dm else {"guild_id": str(guild_id)})},
         }
         if dm:
             payload["user"] = user.payload()
             payload["context"] = 1
         else:
-            payload.update(guild_id=str(GUILD_ID), guild_locale="en-US",
+            payload.update(guild_id=str(guild_id), guild_locale="en-US",
                            member=member(user))
         if message is not None:
             payload["message"] = message

@@ -16,6 +16,10 @@ GUILD_ID = 910000000000000001
 CHANNEL_ID = 920000000000000001
 NSFW_CHANNEL_ID = 920000000000000002
 OTHER_CHANNEL_ID = 920000000000000003
+OTHER_GUILD_ID = 910000000004194305  # on shard 1 of 2 (GUILD_ID is on shard 0)
+OTHER_GUILD_CHANNEL_ID = 920000000000000004
+GUILD_OF_CHANNEL = {CHANNEL_ID: GUILD_ID, NSFW_CHANNEL_ID: GUILD_ID, OTHER_CHANNEL_ID: GUILD_ID,
+                    OTHER_GUILD_CHANNEL_ID: OTHER_GUILD_ID}
 MOD_ROLE_ID = 930000000000000001
 BOT_TOKEN = "bot.token.for-tests-0123456789"
 EVERYONE_PERMISSIONS = "2248473465835073"
@@ -96,15 +100,24 @@ class Sent:
         return self.callbacks[0].at - self.sent_at if self.callbacks else None
 
 
-def guild(owner: User) -> dict[str, Any]:
-    """The test server as GUILD_CREATE carries it: complete, or discord.py breaks."""
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """Discord's rule; direct messages go to shard 0."""
+    return (guild_id >> 22) % shard_count if guild_id else 0
+
+
+def guild(owner: User, guild_id: int = GUILD_ID) -> dict[str, Any]:
+    """A test server as GUILD_CREATE carries it: complete, or discord.py breaks."""
     def channel(cid: int, name: str, nsfw: bool = False) -> dict[str, Any]:
         return {"id": str(cid), "type": 0, "name": name, "position": 0, "nsfw": nsfw,
-                "permission_overwrites": [], "guild_id": str(GUILD_ID), "topic": None,
+                "permission_overwrites": [], "guild_id": str(guild_id), "topic": None,
                 "last_message_id": None, "rate_limit_per_user": 0, "parent_id": None}
 
+    channels = [channel(cid, "general" if cid in (CHANNEL_ID, OTHER_GUILD_CHANNEL_ID) else
+                        "art" if cid == NSFW_CHANNEL_ID else "off-topic",
+                        nsfw=cid == NSFW_CHANNEL_ID)
+                for cid, gid in GUILD_OF_CHANNEL.items() if gid == guild_id]
     return {
-        "id": str(GUILD_ID), "name": "Test server", "icon": None, "splash": None,
+        "id": str(guild_id), "name": "Test server" if guild_id == GUILD_ID else "Other server", "icon": None, "splash": None,
         "discovery_splash": None, "owner_id": str(owner.id), "afk_channel_id": None,
         "afk_timeout": 300, "verification_level": 0, "default_message_notifications": 0,
         "explicit_content_filter": 0, "mfa_level": 0, "nsfw_level": 0, "premium_tier": 0,
@@ -113,15 +126,13 @@ def guild(owner: User) -> dict[str, Any]:
         "vanity_url_code": None, "description": None, "banner": None,
         "max_members": 1000, "application_id": None, "public_updates_channel_id": None,
         "roles": [
-            {"id": str(GUILD_ID), "name": "@everyone", "permissions": EVERYONE_PERMISSIONS,
+            {"id": str(guild_id), "name": "@everyone", "permissions": EVERYONE_PERMISSIONS,
              "position": 0, "color": 0, "hoist": False, "managed": False,
              "mentionable": False, "flags": 0},
             {"id": str(MOD_ROLE_ID), "name": "mods", "permissions": EVERYONE_PERMISSIONS,
              "position": 1, "color": 0, "hoist": False, "managed": False,
              "mentionable": False, "flags": 0}],
-        "emojis": [], "stickers": [], "channels": [
-            channel(CHANNEL_ID, "general"), channel(NSFW_CHANNEL_ID, "art", nsfw=True),
-            channel(OTHER_CHANNEL_ID, "off-topic")],
+        "emojis": [], "stickers": [], "channels": channels,
         "threads": [], "members": [], "voice_states": [], "presences": [],
         "stage_instances": [], "guild_scheduled_events": [], "member_count": 3,
         "large": False, "unavailable": False, "joined_at": "2025-01-01T00:00:00+00:00",

@@ -27,10 +27,13 @@ from tests.fakes.discord_payloads import (
     CHANNEL_ID,
     DISCORD_EPOCH,
     GUILD_ID,
+    GUILD_OF_CHANNEL,
     MOD_PERMISSIONS,
     MOD_ROLE_ID,
     NSFW_CHANNEL_ID,
     OTHER_CHANNEL_ID,
+    OTHER_GUILD_CHANNEL_ID,
+    OTHER_GUILD_ID,
     TOKEN_LIFETIME,
     Call,
     Drop,
@@ -43,7 +46,7 @@ from tests.fakes.discord_payloads import (
 from tests.fakes.loopback import LoopbackServer
 
 __all__ = ["APP_ID", "BOT_TOKEN", "CHANNEL_ID", "GUILD_ID", "MOD_ROLE_ID", "NSFW_CHANNEL_ID",
-           "OTHER_CHANNEL_ID", "Drop", "FakeDiscord", "Sent", "User"]
+           "OTHER_CHANNEL_ID", "OTHER_GUILD_CHANNEL_ID", "OTHER_GUILD_ID", "Drop", "FakeDiscord", "Sent", "User"]
 
 
 class FakeDiscord(Gateway, Interactions, LoopbackServer):
@@ -74,7 +77,11 @@ class FakeDiscord(Gateway, Interactions, LoopbackServer):
         self.ready_count = 0
         self._ids = itertools.count(1)
         self._seq = 0
-        self._session = "session-1"
+        self._sessions: dict[str, tuple[int, int] | None] = {}  # session -> (shard, count)
+        self.socket_shards: dict[web.WebSocketResponse, tuple[int, int]] = {}
+        self.identified_shards: list[int | None] = []  # in the order they identified
+        self.servers: list[int] = [GUILD_ID]  # the bot's servers; tests may add OTHER_GUILD_ID
+        self.shard_count = 1  # what GET /gateway/bot recommends (`shard_count = "auto"`)
         self.commands: dict[str, list[dict[str, Any]]] = {}
         self.dm_channels: dict[int, int] = {}  # user id -> DM channel id
         self.member = User(940000000000000001, "alice")
@@ -155,8 +162,8 @@ class FakeDiscord(Gateway, Interactions, LoopbackServer):
             "attachments": [], "embeds": [], "components": [], "pinned": False,
             "flags": flags, "application_id": str(APP_ID),
         }
-        if channel_id in (CHANNEL_ID, NSFW_CHANNEL_ID, OTHER_CHANNEL_ID):
-            message["guild_id"] = str(GUILD_ID)
+        if channel_id in GUILD_OF_CHANNEL:
+            message["guild_id"] = str(GUILD_OF_CHANNEL[channel_id])
         self._apply(message, body, files)
         self.messages[mid] = message
         return message
@@ -253,6 +260,10 @@ class FakeDiscord(Gateway, Interactions, LoopbackServer):
     async def _route(self, method: str, path: str, body: Any, files: dict[str, Any],
                      call: Call) -> web.StreamResponse:
         parts = path.strip("/").split("/")
+        if path == "/gateway/bot":
+            return _json({"url": self.gateway_url, "shards": self.shard_count,
+                          "session_start_limit": {"total": 1000, "remaining": 1000,
+                                                  "reset_after": 0, "max_concurrency": 1}})
         if path == "/users/@me":
             return _json({**User(BOT_ID, "fluxbot").payload(), "bot": True, "flags": 0})
         if path == "/oauth2/applications/@me":
