@@ -16,13 +16,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_config(folder: Path, discord: FakeDiscord, replicate: FakeReplicate, *,
-                 replicate_extra: str = "", extra: str = "") -> Path:
+                 replicate_extra: str = "", extra: str = "", discord_extra: str = "",
+                 database: str | None = None, name: str = "config.toml",
+                 replicate_base: str | None = None) -> Path:
     """A config with every default but the addresses of the local servers."""
-    config = folder / "config.toml"
+    config = folder / name
     config.write_text(
         f'[discord]\napi_base = "{discord.api_base}"\ngateway_url = "{discord.gateway_url}"\n'
-        f'[replicate]\napi_base = "{replicate.relay_base}"\n{replicate_extra}\n'
-        f'[storage]\ndatabase = "{folder / "data" / "bot.db"}"\n{extra}')
+        f'{discord_extra}\n[replicate]\napi_base = "{replicate_base or replicate.relay_base}"\n'
+        f'{replicate_extra}\n[storage]\ndatabase = "{database or folder / "data" / "bot.db"}"\n'
+        f'{extra}')
     return config
 
 

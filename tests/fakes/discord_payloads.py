@@ -117,7 +117,8 @@ def guild(owner: User, guild_id: int = GUILD_ID) -> dict[str, Any]:
                         nsfw=cid == NSFW_CHANNEL_ID)
                 for cid, gid in GUILD_OF_CHANNEL.items() if gid == guild_id]
     return {
-        "id": str(guild_id), "name": "Test server" if guild_id == GUILD_ID else "Other server", "icon": None, "splash": None,
+        "id": str(guild_id), "name": "Test server" if guild_id == GUILD_ID else "Other server",
+        "icon": None, "splash": None,
         "discovery_splash": None, "owner_id": str(owner.id), "afk_channel_id": None,
         "afk_timeout": 300, "verification_level": 0, "default_message_notifications": 0,
         "explicit_content_filter": 0, "mfa_level": 0, "nsfw_level": 0, "premium_tier": 0,

@@ -46,7 +46,8 @@ from tests.fakes.discord_payloads import (
 from tests.fakes.loopback import LoopbackServer
 
 __all__ = ["APP_ID", "BOT_TOKEN", "CHANNEL_ID", "GUILD_ID", "MOD_ROLE_ID", "NSFW_CHANNEL_ID",
-           "OTHER_CHANNEL_ID", "OTHER_GUILD_CHANNEL_ID", "OTHER_GUILD_ID", "Drop", "FakeDiscord", "Sent", "User"]
+           "OTHER_CHANNEL_ID", "OTHER_GUILD_CHANNEL_ID", "OTHER_GUILD_ID", "Drop", "FakeDiscord",
+           "Sent", "User"]
 
 
 class FakeDiscord(Gateway, Interactions, LoopbackServer):
