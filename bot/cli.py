@@ -1,4 +1,5 @@
-"""`flux-lora-bot run | check-config | generate`: the admin's entry points.
+"""`flux-lora-bot run | check-config | generate | backup | migrate-db`: the admin's entry
+points.
 
 Every failure ends in one clear line and an exit code (1: the work failed, 2: the config or
 the command line is wrong), never in a traceback. Secrets come from the environment, or from an
@@ -49,16 +50,29 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("dest", metavar="DEST", help="the new file (readable by you only)")
     config_arg(backup)
 
+    move = sub.add_parser(
+        "migrate-db", help="copy the SQLite database into an empty PostgreSQL database",
+        description="Copy everything (history, ledger, jobs in flight, bans, settings, LoRAs, "
+                    "audit log) from the SQLite file into an empty PostgreSQL database, then "
+                    "compare the row counts and the ledger sums. Stop the bot first.")
+    move.add_argument("--to", metavar="URL",
+                      help="postgresql://user@host/db (default: $DATABASE_URL); leave the "
+                           "password out and give it in $PGPASSWORD or ~/.pgpass")
+    move.add_argument("--from", dest="source", metavar="PATH",
+                      help="the SQLite file (default: storage.database of the config)")
+    config_arg(move)
+
     gen = sub.add_parser("generate", help="one generation through Replicate, no Discord")
     add_arguments(gen)
     config_arg(gen)
     return parser
 
 
-def load(path: str | None, *, announce: bool = False) -> Config:
+def load(path: str | None, *, announce: bool = False, ignore: tuple[str, ...] = ()) -> Config:
     """The config: a path given (`--config` or `$FLUX_BOT_CONFIG`) must exist; without one,
-    `config.toml` is read when there is one, else the defaults apply (said, with `announce`)."""
-    env = environment()
+    `config.toml` is read when there is one, else the defaults apply (said, with `announce`).
+    Variables in `ignore` are left out of the environment."""
+    env = {k: v for k, v in environment().items() if k not in ignore}
     explicit = path is not None or bool(env.get(ENV_PATH))
     if announce and not explicit and not Path(default_path(env)).exists():
         print(t("cli.config_missing", None, path=default_path(env)), file=sys.stderr)
@@ -90,6 +104,11 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_backup(args: argparse.Namespace, config: Config) -> int:
     from bot.storage.backup import backup
+    from bot.storage.database import is_postgres
+
+    if is_postgres(config.storage.database):  # its own tools do it better than we could
+        print(t("cli.backup_postgres", None), file=sys.stderr)
+        return 1
 
     try:
         pages = backup(config.storage.database, args.dest)
@@ -105,11 +124,45 @@ def cmd_backup(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_migrate_db(args: argparse.Namespace, config: Config) -> int:
+    import asyncpg
+
+    from bot.errors import StartupError
+    from bot.storage.database import is_postgres
+    from bot.storage.postgres import shown
+    from bot.storage.transfer import TransferError, transfer
+
+    target = args.to or environment().get("DATABASE_URL", "")
+    # the file the bot used so far, even when $DATABASE_URL already names the new database
+    source = args.source or load(args.config, ignore=("DATABASE_URL",)).storage.database
+    if not is_postgres(target):
+        message = "--to: give a postgresql:// URL (or set $DATABASE_URL)"
+    elif is_postgres(source):
+        message = "storage.database is PostgreSQL already; give the SQLite file with --from"
+    else:
+        try:
+            moved = asyncio.run(transfer(source, target))
+        except TransferError as exc:
+            message = f"{shown(target)}: {exc}"
+        except StartupError as exc:  # either database cannot be opened: names which
+            message = str(exc)
+        except (OSError, ValueError, asyncpg.PostgresError) as exc:  # a value PostgreSQL refused
+            message = f"{source} -> {shown(target)}: {type(exc).__name__}: {exc}"
+        else:
+            print(t("cli.migrated", None, url=shown(target),
+                    rows=sum(moved.counts.values()), ledger=sum(r[2] for r in moved.ledger)),
+                  file=sys.stderr)
+            print(t("cli.migrated_next", None), file=sys.stderr)
+            return 0
+    print(t("cli.error", None, message=message), file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     commands = {"run": cmd_run, "check-config": cmd_check_config, "generate": cmd_generate,
-                "backup": cmd_backup}
+                "backup": cmd_backup, "migrate-db": cmd_migrate_db}
     if args.command not in commands:
         parser.print_help(sys.stderr)
         return 2

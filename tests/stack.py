@@ -16,7 +16,7 @@ from PIL import Image
 from bot.config import Config, parse_config
 from bot.discord_bot import FluxBot, make_bot, use_endpoints
 from bot.replicate.retry import PollPolicy, RetryPolicy
-from tests.fakes.discord_server import BOT_TOKEN, CHANNEL_ID, FakeDiscord, Sent
+from tests.fakes.discord_server import BOT_TOKEN, CHANNEL_ID, GUILD_ID, FakeDiscord, Sent
 from tests.fakes.replicate_server import TOKEN, FakeReplicate, Scenario
 
 
@@ -60,8 +60,9 @@ class Stack:
             out.append(image)
         return out
 
-    async def status(self, user_id: int) -> Any:
-        return await self.bot.storage.quota.status(1, user_id)
+    async def status(self, user_id: int, guild_id: int = GUILD_ID) -> Any:
+        """A member's quota in the test server, as /quota reads it."""
+        return await self.bot.storage.quota.status(guild_id, user_id)
 
 
 def settings(discord: FakeDiscord, replicate: FakeReplicate, tmp_path: Path,

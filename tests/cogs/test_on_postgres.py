@@ -8,7 +8,7 @@ from tests.fakes.discord_server import GUILD_ID
 from tests.fakes.replicate_server import Scenario
 
 
-async def test_imagine_cancel_and_a_restart_on_postgresql(start_stack, postgres_database):
+async def test_imagine_cancel_and_a_restart_on_postgresql(postgres_database, start_stack):
     config = {"storage": {"database": postgres_database}, "replicate": {"wait_seconds": 60}}
     stack = await start_stack(**config)
     assert stack.bot.storage.db.dialect == "postgresql"

@@ -43,8 +43,8 @@ def prediction_of(stack, prompt: str) -> str:
     return next(p.id for p in stack.replicate.predictions.values() if p.input["prompt"] == prompt)
 
 
-async def test_each_process_answers_and_resumes_its_own_servers(start_stack, discord_fake,
-                                                                postgres_database):
+async def test_each_process_answers_and_resumes_its_own_servers(postgres_database, start_stack,
+                                                                discord_fake):
     first, second = await both_shards(start_stack, discord_fake, postgres_database)
     assert discord_fake.identified_shards == [0, 1]  # IDENTIFY carried [shard, 2]
     assert [g.id for g in first.bot.guilds] == [GUILD_ID]
@@ -71,8 +71,8 @@ async def test_each_process_answers_and_resumes_its_own_servers(start_stack, dis
     assert await first.bot.storage.history.in_flight() == []
 
 
-async def test_a_cancel_reaches_the_process_that_runs_the_job(start_stack, discord_fake,
-                                                              postgres_database):
+async def test_a_cancel_reaches_the_process_that_runs_the_job(postgres_database, start_stack,
+                                                              discord_fake):
     first, second = await both_shards(start_stack, discord_fake, postgres_database)
     second.bot.get_cog("Jobs").poll_interval = 0.05
     first.bot.get_cog("Jobs").poll_interval = 0.05
