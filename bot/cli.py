@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from bot.envfile import environment
 from bot.i18n import set_default_locale, t
 from bot.logs import setup_logging
 from bot.online import check_online
+
+PG_ENV = ("PGPASSWORD", "PGPASSFILE", "PGSSLMODE", "PGSSLROOTCERT")  # from .env as well
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +76,9 @@ def load(path: str | None, *, announce: bool = False, ignore: tuple[str, ...] = 
     `config.toml` is read when there is one, else the defaults apply (said, with `announce`).
     Variables in `ignore` are left out of the environment."""
     env = {k: v for k, v in environment().items() if k not in ignore}
+    for name in PG_ENV:  # asyncpg reads these from the process environment only
+        if env.get(name) and name not in os.environ:
+            os.environ[name] = env[name]
     explicit = path is not None or bool(env.get(ENV_PATH))
     if announce and not explicit and not Path(default_path(env)).exists():
         print(t("cli.config_missing", None, path=default_path(env)), file=sys.stderr)
@@ -96,7 +102,9 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     config.require("discord.token", "replicate.api_token")
-    setup_logging(config.logging.level, config.logging.format, config.secrets())
+    pg_password = os.environ.get("PGPASSWORD", "")  # asyncpg reads it: never logged either
+    setup_logging(config.logging.level, config.logging.format,
+                  [*config.secrets(), *([pg_password] if pg_password else [])])
     from bot.serve import run_bot
 
     return run_bot(config, sync_commands=args.sync_commands or config.discord.sync_commands)

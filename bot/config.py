@@ -7,7 +7,6 @@ environment, which wins over the file, and are masked whenever the config is sho
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
@@ -28,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from bot.config_errors import error_lines
 from bot.errors import OptionError
 from bot.lora import check_lora_ref
 from bot.model import ASPECT_RATIOS
@@ -39,7 +39,9 @@ SECRET_ENV = {
     ("replicate", "api_token"): "REPLICATE_API_TOKEN",
 }
 # settings the environment may give too (a container's health address, say), winning as well
-PLAIN_ENV = {("http", "listen"): "FLUX_BOT_HTTP_LISTEN", ("storage", "database"): "DATABASE_URL"}
+PLAIN_ENV = {("http", "listen"): "FLUX_BOT_HTTP_LISTEN", ("storage", "database"): "DATABASE_URL",
+             ("discord", "shard_count"): "FLUX_BOT_SHARD_COUNT",  # one config, N processes
+             ("discord", "shard_ids"): "FLUX_BOT_SHARD_IDS"}
 MASK = "********"
 
 Snowflake = Annotated[int, Field(ge=0, le=2**63 - 1)]
@@ -80,16 +82,41 @@ class DiscordSettings(Section):
     shard_count: Annotated[int, Field(ge=0, le=100_000)] | Literal["auto"] = 0
     shard_ids: list[Annotated[int, Field(ge=0)]] = []
 
+    @field_validator("shard_count", mode="before")
+    @classmethod
+    def _shard_count(cls, v: Any) -> Any:
+        """A number, or "auto"; from the environment, "2" is a number."""
+        if v == "auto":
+            return v
+        if isinstance(v, str) and v.strip().isdigit():
+            v = int(v)
+        if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100_000:
+            return v
+        raise ValueError(f"{json.dumps(v)} is neither a number of shards (0 to 100000) nor "
+                         "\"auto\"")
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _shard_list(cls, v: Any) -> Any:
+        """From the environment: "0,1" (or "0 1")."""
+        if isinstance(v, str):
+            try:
+                return [int(part) for part in v.replace(",", " ").split()]
+            except ValueError:
+                raise ValueError(f"{json.dumps(v)} is not a list of shard numbers such as "
+                                 "\"0,1\"") from None
+        return v
+
     @model_validator(mode="after")
     def _shards(self) -> DiscordSettings:
         if self.shard_ids:
             if not isinstance(self.shard_count, int) or self.shard_count == 0:
-                raise ValueError("discord.shard_ids: needs discord.shard_count, the number of "
-                                 "shards in all (not 0 nor \"auto\")")
+                raise ValueError("shard_ids needs shard_count, the number of shards in all "
+                                 "(not 0 nor \"auto\")")
             if len(set(self.shard_ids)) != len(self.shard_ids) or \
                     max(self.shard_ids) >= self.shard_count:
-                raise ValueError(f"discord.shard_ids: {self.shard_ids} must be distinct, each "
-                                 f"below discord.shard_count ({self.shard_count})")
+                raise ValueError(f"shard_ids {self.shard_ids} must be distinct, each below "
+                                 f"shard_count ({self.shard_count})")
         return self
 
     def shards(self) -> tuple[int, ...] | None:
@@ -306,89 +333,7 @@ class Config(Section):
         return tomli_w.dumps(self.masked())
 
 
-# -- loading and error lines ----------------------------------------------------------------
-
-def _shown(value: Any) -> str:
-    if isinstance(value, str):
-        return json.dumps(value if len(value) <= 80 else value[:77] + "...", ensure_ascii=False)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    return str(value)
-
-
-def _key(loc: tuple[Any, ...]) -> str:
-    key = ""
-    for part in loc:
-        if isinstance(part, int):
-            key += f"[{part}]"
-        elif part not in ("function-after", "literal", "constrained-str", "lax-or-strict"):
-            key += f".{part}" if key else str(part)
-    return key
-
-
-_TEXTS = {
-    "int_type": "{value} is not a whole number",
-    "int_from_float": "{value} is not a whole number",
-    "float_type": "{value} is not a number",
-    "bool_type": "{value} is not true or false",
-    "string_type": "{value} is not text (use quotes)",
-    "list_type": "{value} is not a list (use [ ... ])",
-    "model_type": "{value} is not a table",
-    "model_attributes_type": "{value} is not a table",
-    "missing": "is required",
-    "extra_forbidden": "unknown key",
-    "string_too_short": "must not be empty",
-    "string_too_long": "{value} is too long",
-}
-
-
-def _line(error: Any) -> str:
-    loc, kind, ctx = tuple(error["loc"]), error["type"], error.get("ctx") or {}
-    value = _shown(error.get("input"))
-    if kind == "value_error":
-        message = str(ctx.get("error", error["msg"]))
-        return message if loc == () else f"{_key(loc)}: {message}"
-    if kind == "extra_forbidden":
-        known = _fields_at(loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        return f"{_key(loc)}: unknown key{hint}"
-    if kind in ("less_than_equal", "less_than"):
-        text = f"{value} is above {ctx.get('le', ctx.get('lt'))}"
-    elif kind in ("greater_than_equal", "greater_than"):
-        text = f"{value} is below {ctx.get('ge', ctx.get('gt'))}"
-    elif kind == "literal_error":
-        text = f"{value} is not one of {ctx.get('expected')}"
-    elif kind in _TEXTS:
-        text = _TEXTS[kind].format(value=value)
-    else:
-        text = f"{value}: {error['msg']}"
-    return f"{_key(loc)}: {text}"
-
-
-def _fields_at(loc: tuple[Any, ...]) -> list[str]:
-    """The keys allowed where `loc` points (for a "did you mean")."""
-    model: Any = Config
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        annotation = field.annotation
-        inner = getattr(annotation, "__args__", None)
-        model = inner[0] if inner else annotation  # list[RoleQuota] -> RoleQuota
-    return list(getattr(model, "model_fields", {}))
-
-
-def _is_union_noise(error: Any) -> bool:
-    # `daily: int | None` yields one error per member; the None branch says nothing useful
-    return error["type"] == "none_required"
-
+# -- loading ------------------------------------------------------------------------------
 
 def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Config:
     """Validate `data` (a parsed TOML document) with secrets from `env` winning."""
@@ -402,8 +347,7 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        lines = [_line(e) for e in exc.errors() if not _is_union_noise(e)]
-        raise ConfigError(list(dict.fromkeys(lines))) from None
+        raise ConfigError(error_lines(exc, Config)) from None
 
 
 def default_path(env: Mapping[str, str] | None = None) -> str:

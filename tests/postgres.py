@@ -72,6 +72,10 @@ def stop(folder: Path) -> None:
 if __name__ == "__main__":  # python -m tests.postgres start|stop DIR
     action, where = sys.argv[1], Path(sys.argv[2])
     if action == "start":
-        print(start(where))
+        try:
+            print(start(where))
+        except Unavailable as exc:
+            print(f"PostgreSQL for the tests: {exc}", file=sys.stderr)
+            sys.exit(1)
     else:
         stop(where)

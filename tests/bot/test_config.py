@@ -161,3 +161,37 @@ def test_config_path_from_the_environment(tmp_path: Path):
     path = tmp_path / "custom.toml"
     path.write_text("[quota]\ndaily = 5\n")
     assert load_config(None, {"FLUX_BOT_CONFIG": str(path)}).quota.daily == 5
+
+
+def test_shards_from_the_file_or_from_the_environment():
+    config = parse_config({"discord": {"shard_count": 4, "shard_ids": [3, 1]}}, {})
+    assert config.discord.shards() == (1, 3)
+    one_file_n_processes = parse_config({"discord": {"shard_count": 2}},
+                                        {"FLUX_BOT_SHARD_IDS": "0,1", "FLUX_BOT_SHARD_COUNT": "2"})
+    assert one_file_n_processes.discord.shards() == (0, 1)
+    assert parse_config({"discord": {"shard_count": "auto"}}, {}).discord.shards() is None
+    assert parse_config({}, {}).discord.shard_count == 0  # one process, not sharded
+
+
+@pytest.mark.parametrize(("discord", "env", "line"), [
+    ({"shard_count": -1}, {}, 'discord.shard_count: -1 is neither a number of shards'),
+    ({"shard_count": "many"}, {}, 'discord.shard_count: "many" is neither'),
+    ({}, {"FLUX_BOT_SHARD_COUNT": "2", "FLUX_BOT_SHARD_IDS": "zero"},
+     'discord.shard_ids: "zero" is not a list of shard numbers'),
+    ({"shard_ids": [0]}, {}, "discord: shard_ids needs shard_count"),
+    ({"shard_count": 2, "shard_ids": [2]}, {}, "each below shard_count (2)"),
+    ({"shard_count": 2, "shard_ids": [1, 1]}, {}, "must be distinct"),
+])
+def test_bad_shard_settings_are_one_line_each(discord, env, line):
+    (found,) = lines({"discord": discord}, env)
+    assert found.startswith(line) or line in found
+
+
+def test_a_postgresql_url_from_the_environment_wins_and_its_password_stays_hidden():
+    config = parse_config({"storage": {"database": "data/bot.db"}},
+                          {"DATABASE_URL": "postgresql://bot:pa55word@db:5432/flux"})
+    assert config.storage.database == "postgresql://bot:pa55word@db:5432/flux"
+    assert "pa55word" not in config.masked_toml() and "pa55word" in config.secrets()
+    (line,) = lines({}, {"DATABASE_URL": "mysql://bot:pa55word@db/flux"})
+    assert line.startswith("storage.database: a URL must be postgresql://") and \
+        "pa55word" not in line
