@@ -41,6 +41,35 @@ Clock = Callable[[], float]
 BATCH = 64  # reservations in one transaction at most
 
 
+_SNAPSHOTS = """
+WITH pairs (g, u) AS (VALUES {pairs}),
+members AS (
+    SELECT g, u, (SELECT COALESCE(MAX(reset_upto), 0) FROM ledger
+                  WHERE guild_id = g AND user_id = u AND kind = 'reset') AS upto
+    FROM pairs)
+SELECT m.g AS g, m.u AS u,
+    (SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE guild_id = m.g AND user_id = m.u
+       AND source = 'allowance' AND period_at >= :day AND job_id > m.upto) AS daily,
+    (SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE guild_id = m.g AND user_id = m.u
+       AND source = 'allowance' AND period_at >= :week AND job_id > m.upto) AS weekly,
+    (SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE guild_id = m.g AND user_id = m.u
+       AND source = 'allowance' AND period_at >= :month AND job_id > m.upto) AS monthly,
+    (SELECT COALESCE(SUM(CASE kind WHEN 'grant' THEN amount ELSE -amount END), 0)
+     FROM ledger WHERE guild_id = m.g AND user_id = m.u AND source = 'bonus') AS bonus,
+    CASE WHEN :cap > 0 THEN (SELECT COALESCE(SUM(amount), 0) FROM ledger
+     WHERE guild_id = m.g AND period_at >= :day
+       AND kind IN ('reserve', 'refund')) ELSE 0 END AS guild_today,
+    (SELECT COUNT(*) FROM jobs WHERE guild_id = m.g AND user_id = m.u) AS in_flight,
+    (SELECT MAX(created_at) FROM generations
+     WHERE guild_id = m.g AND user_id = m.u) AS last_job,
+    (SELECT reason FROM bans WHERE guild_id = m.g AND user_id = m.u) AS ban_reason,
+    (SELECT COUNT(*) FROM bans WHERE guild_id = m.g AND user_id = m.u) AS banned,
+    o.daily AS o_daily, o.weekly AS o_weekly, o.monthly AS o_monthly, o.user_id AS o_user
+FROM members m
+LEFT JOIN quota_overrides o ON o.guild_id = m.g AND o.user_id = m.u
+"""
+
+
 class QuotaEngine(ModeratorActions):
     def __init__(self, db: Database, settings: QuotaSettings, clock: Clock = time.time) -> None:
         self.db = db
@@ -71,48 +100,30 @@ class QuotaEngine(ModeratorActions):
 
     async def _snapshot(self, tx: Transaction | Database, guild_id: int, user_id: int,
                         now: float) -> dict[str, Any]:
-        """Everything a decision needs, in one query."""
+        """Everything a decision about one member needs, in one query."""
+        return (await self._snapshots(tx, [(guild_id, user_id)], now))[(guild_id, user_id)]
+
+    async def _snapshots(self, tx: Transaction | Database, members: Iterable[tuple[int, int]],
+                         now: float) -> dict[tuple[int, int], dict[str, Any]]:
+        """The snapshots of several (server, member) pairs in one query: a batch of
+        reservations costs one read, not one per reservation."""
+        pairs = list(dict.fromkeys(members))
         spans = windows(now, self.tz)
-        row = await tx.fetchone(
-            """
-            WITH last_reset AS (
-                SELECT COALESCE(MAX(reset_upto), 0) AS upto FROM ledger
-                WHERE guild_id = :g AND user_id = :u AND kind = 'reset')
-            SELECT
-                (SELECT COALESCE(SUM(amount), 0) FROM ledger, last_reset
-                 WHERE guild_id = :g AND user_id = :u AND source = 'allowance'
-                   AND period_at >= :day AND job_id > last_reset.upto) AS daily,
-                (SELECT COALESCE(SUM(amount), 0) FROM ledger, last_reset
-                 WHERE guild_id = :g AND user_id = :u AND source = 'allowance'
-                   AND period_at >= :week AND job_id > last_reset.upto) AS weekly,
-                (SELECT COALESCE(SUM(amount), 0) FROM ledger, last_reset
-                 WHERE guild_id = :g AND user_id = :u AND source = 'allowance'
-                   AND period_at >= :month AND job_id > last_reset.upto) AS monthly,
-                (SELECT COALESCE(SUM(CASE kind WHEN 'grant' THEN amount ELSE -amount END), 0)
-                 FROM ledger WHERE guild_id = :g AND user_id = :u AND source = 'bonus') AS bonus,
-                CASE WHEN :cap > 0 THEN (SELECT COALESCE(SUM(amount), 0) FROM ledger
-                 WHERE guild_id = :g AND period_at >= :day
-                   AND kind IN ('reserve', 'refund')) ELSE 0 END AS guild_today,
-                (SELECT COUNT(*) FROM jobs WHERE guild_id = :g AND user_id = :u) AS in_flight,
-                (SELECT MAX(created_at) FROM generations
-                 WHERE guild_id = :g AND user_id = :u) AS last_job,
-                (SELECT reason FROM bans WHERE guild_id = :g AND user_id = :u) AS ban_reason,
-                (SELECT COUNT(*) FROM bans WHERE guild_id = :g AND user_id = :u) AS banned,
-                o.daily AS o_daily, o.weekly AS o_weekly, o.monthly AS o_monthly,
-                o.user_id AS o_user
-            FROM (SELECT 1 AS one) AS one
-            LEFT JOIN quota_overrides o ON o.guild_id = :g AND o.user_id = :u
-            """,
-            {"g": guild_id, "u": user_id, "cap": self.settings.guild_daily,
-             "day": spans["daily"].start,
-             "week": spans["weekly"].start, "month": spans["monthly"].start},
-        )
-        assert row is not None
-        data = dict(row)
-        data["windows"] = spans
-        data["override"] = ({p: data[f"o_{p}"] for p in PERIODS}
-                            if data["o_user"] is not None else None)
-        return data
+        params: dict[str, Any] = {"cap": self.settings.guild_daily, "day": spans["daily"].start,
+                                  "week": spans["weekly"].start, "month": spans["monthly"].start}
+        values = []
+        for n, (guild_id, user_id) in enumerate(pairs):
+            params[f"g{n}"], params[f"u{n}"] = guild_id, user_id
+            values.append(f"(CAST(:g{n} AS BIGINT), CAST(:u{n} AS BIGINT))")
+        rows = await tx.fetchall(_SNAPSHOTS.format(pairs=", ".join(values)), params)
+        found = {}
+        for row in rows:
+            data = dict(row)
+            data["windows"] = spans
+            data["override"] = ({p: data[f"o_{p}"] for p in PERIODS}
+                                if data["o_user"] is not None else None)
+            found[(int(data["g"]), int(data["u"]))] = data
+        return found
 
     def _status(self, snap: dict[str, Any], role_ids: Iterable[int], now: float) -> QuotaStatus:
         limits = self.limits_for(role_ids, snap["override"])
@@ -220,15 +231,16 @@ class QuotaEngine(ModeratorActions):
                              batch: list[tuple[JobRequest, asyncio.Future[Reservation]]]
                              ) -> list[tuple[asyncio.Future[Reservation], Any]]:
         """Decide every reservation of the batch in order, each seeing the ones before it,
-        then write them all at once. One read per reservation, three writes per batch.
+        then write them all at once. One read and three writes per batch.
         Other processes reserving for the same servers wait for this transaction (a lock
         per server), so the checks stay exact across processes too."""
         await tx.lock(QUOTA_LOCK, (request.guild_id for request, _ in batch))
         decided: list[tuple[JobRequest, int, int, float]] = []  # request, allowance, bonus, now
         outcomes: list[tuple[asyncio.Future[Reservation], Any]] = []
+        now = self.clock()  # one instant for the batch, as it is one transaction
+        snaps = await self._snapshots(tx, ((r.guild_id, r.user_id) for r, _ in batch), now)
         for request, future in batch:
-            now = self.clock()
-            snap = await self._snapshot(tx, request.guild_id, request.user_id, now)
+            snap = dict(snaps[(request.guild_id, request.user_id)])
             _add_unwritten(snap, request, decided)
             try:
                 allowance, bonus = self._check(self._status(snap, request.role_ids, now),

@@ -106,11 +106,19 @@ class SqliteDatabase(Database):
             for version, name, script in migrations_in(folder or MIGRATIONS / "sqlite"):
                 if version in done:
                     continue
-                try:
+                try:  # recorded first: a process that started at the same moment and
+                    # migrated while this one waited for the write lock makes it fail here
                     await self.connection.executescript(
-                        f"BEGIN IMMEDIATE;\n{script}\n;"
-                        f"INSERT INTO schema_version (version, name, applied_at) "
-                        f"VALUES ({version}, '{name}', {time.time()!r});\nCOMMIT;")
+                        f"BEGIN IMMEDIATE;\nINSERT INTO schema_version (version, name, "
+                        f"applied_at) VALUES ({version}, '{name}', {time.time()!r});\n"
+                        f"{script}\n;COMMIT;")
+                except sqlite3.IntegrityError:
+                    if self.connection.in_transaction:
+                        await self.connection.execute("ROLLBACK")
+                    if await self.connection.execute_fetchall(
+                            "SELECT 1 FROM schema_version WHERE version = ?", (version,)):
+                        continue  # applied by the other process
+                    raise
                 except Exception:
                     if self.connection.in_transaction:
                         await self.connection.execute("ROLLBACK")

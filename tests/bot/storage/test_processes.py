@@ -66,8 +66,8 @@ async def test_the_server_cap_across_four_processes_is_exact(database_location: 
     assert {key for o in outputs for key in o["refused"]} == {"quota.guild_cap"}
 
 
-async def test_processes_starting_together_migrate_once(postgres_database: str):
-    opened = await asyncio.gather(*(Database.open(postgres_database) for _ in range(6)))
+async def test_processes_starting_together_migrate_once(database_location: str):
+    opened = await asyncio.gather(*(Database.open(database_location) for _ in range(6)))
     try:
         rows = await opened[0].fetchall("SELECT version FROM schema_version ORDER BY version")
         assert [r["version"] for r in rows] == list(range(1, len(rows) + 1))
