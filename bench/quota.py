@@ -1,4 +1,4 @@
-"""python -m bench.quota [--runs 3] [--postgres URL]
+"""python -m bench.quota [--runs 3] [--postgres URL] [--out bench/quota-results.json]
 
 Quota reservations per second, exact: SQLite with one process, PostgreSQL with one process and
 with four processes reserving at once for the members of the same servers. Every run starts on
@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import platform
 import shutil
 import statistics
 import sys
@@ -115,6 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.quota", description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--postgres", metavar="URL", help="a server to make databases on")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "quota-results.json"))
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -139,7 +142,12 @@ def main() -> None:
     for name, figures in results.items():
         print(f"{name:<26} {figures['median']:>6}/s  (range {figures['min']}–{figures['max']}"
               f" over {figures['runs']} runs; exact)")
-    print(json.dumps(results))
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
+               "system": f"{platform.system()} {platform.machine()}"}
+    Path(args.out).write_text(json.dumps({"machine": machine, "members_per_process": MEMBERS,
+                                          "asks_each": ASKS, "servers": SERVERS,
+                                          "reservations_per_second": results}, indent=2) + "\n")
+    print(f"written to {args.out}")
 
 
 if __name__ == "__main__":

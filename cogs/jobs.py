@@ -30,7 +30,8 @@ def options_of(job: Generation) -> GenerationOptions:
 
 
 CANCEL_POLL = 1.0  # seconds between looks for cancels other processes ask of ours
-CANCEL_WAIT = 60.0  # how long a process waits for the owner of a job to answer a cancel
+CANCEL_WAIT = 10.0  # how long a process waits for the owner of a job to answer a cancel
+CANCEL_KEEP = 3600.0  # answers nobody collected are kept this long
 
 
 class Jobs(commands.Cog):
@@ -88,34 +89,35 @@ class Jobs(commands.Cog):
 
 
     async def _ask_owner(self, job_id: int, guild_id: int, by: int) -> CancelOutcome:
-        """The request goes through the database; the owner's answer comes back the same way
-        (NOT_RUNNING if none comes: the owner is down, and will resume the job at its start)."""
+        """The request goes through the database; the owner's answer comes back the same way.
+        With no answer in `CANCEL_WAIT` (the owner restarting, say), the request stays: the
+        owner carries it out when it is back, and says so in the job's message."""
         processes = self.bot.storage.processes
         await processes.ask_cancel(job_id, guild_id, by)
         deadline = asyncio.get_running_loop().time() + CANCEL_WAIT
-        try:
-            while asyncio.get_running_loop().time() < deadline:
-                answer = await processes.cancel_outcome(job_id)
-                if answer is not None:
-                    return CancelOutcome(answer)
-                await asyncio.sleep(self.poll_interval / 4)
-            return CancelOutcome.NOT_RUNNING
-        finally:
-            await processes.forget_cancel(job_id)
+        while asyncio.get_running_loop().time() < deadline:
+            answer = await processes.cancel_outcome(job_id)
+            if answer is not None:
+                await processes.forget_cancel(job_id)
+                return CancelOutcome(answer)
+            await asyncio.sleep(self.poll_interval / 4)
+        return CancelOutcome.REQUESTED
 
     async def _answer_cancels(self) -> None:
-        """Answer the cancels other processes ask of jobs of this process's servers."""
+        """Answer the cancels other processes ask of jobs of this process's servers (those
+        asked while it was down too: it looks as soon as it has resumed its jobs)."""
         processes = self.bot.storage.processes
         while True:
-            await asyncio.sleep(self.poll_interval)
             try:
                 for request in await processes.open_cancels():
                     if self.bot.owns(request.guild_id):
                         outcome = await self.cancel(request.job_id, request.guild_id)
                         await processes.answer_cancel(request.job_id, outcome.value)
+                await processes.prune_cancels(CANCEL_KEEP)
             except Exception as exc:  # the database away for a moment: look again later
                 log.warning("cancels asked by other processes: not read (%s)",
                             type(exc).__name__)
+            await asyncio.sleep(self.poll_interval)
 
 
 async def setup(bot: FluxBot) -> None:

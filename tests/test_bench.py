@@ -27,3 +27,18 @@ async def test_the_benchmark_runs_and_reports(tmp_path: Path):
     assert set(results["detection"]) == {"flux-lora-bot", "replicate (create + wait)",
                                          "replicate (async_run)"}
     assert b"terminal" in stdout and b"quota reservations per second" in stdout
+
+
+async def test_the_reservation_benchmark_runs_on_both_engines(tmp_path: Path,
+                                                               postgres_server: str):
+    out = tmp_path / "quota.json"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.quota", "--runs", "1", "--postgres", postgres_server,
+        "--out", str(out), cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 300)
+    assert process.returncode == 0, stderr.decode()[-3000:]
+    figures = json.loads(out.read_text())["reservations_per_second"]
+    assert set(figures) == {"sqlite, 1 process", "postgresql, 1 process",
+                            "postgresql, 4 processes"}
+    assert all(f["median"] > 0 for f in figures.values()) and b"exact" in stdout

@@ -22,6 +22,7 @@ class CancelOutcome(enum.StrEnum):
     DELIVERED = "delivered"      # it had finished before the cancel arrived: posted, charged
     FINISHING = "finishing"      # its images are being posted: too late to cancel
     NOT_RUNNING = "not_running"  # no such job runs here
+    REQUESTED = "requested"      # asked of the process that runs it, which has not answered yet
 
 
 @dataclass(frozen=True)

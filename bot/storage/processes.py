@@ -63,6 +63,11 @@ class Processes:
             "SELECT job_id, guild_id FROM cancel_requests WHERE outcome IS NULL")
         return [CancelRequest(int(r["job_id"]), int(r["guild_id"])) for r in rows]
 
+    async def prune_cancels(self, older_than: float) -> None:
+        """Forget answers the asking process gave up waiting for."""
+        await self.db.execute("DELETE FROM cancel_requests WHERE answered_at < ?",
+                              (self.clock() - older_than,))
+
     async def answer_cancel(self, job_id: int, outcome: str) -> None:
         await self.db.execute(
             "UPDATE cancel_requests SET outcome = ?, answered_at = ? WHERE job_id = ?",

@@ -88,3 +88,25 @@ async def test_a_cancel_reaches_the_process_that_runs_the_job(postgres_database,
     status = await first.bot.storage.quota.status(OTHER_GUILD_ID, discord_fake.member.id)
     assert status.periods[0].used == 0  # refunded
     assert await first.bot.storage.processes.open_cancels() == []
+
+
+async def test_a_cancel_asked_while_the_owner_is_down_is_done_when_it_is_back(
+        postgres_database, start_stack, discord_fake, monkeypatch):
+    import cogs.jobs
+
+    first, second = await both_shards(start_stack, discord_fake, postgres_database)
+    _, there = await both_running(first)
+    there_id = job_id_of(await job_message(first, there))
+    await second.stop()  # shard 1's process is down, its job left in flight
+    monkeypatch.setattr(cogs.jobs, "CANCEL_WAIT", 0.0)  # no owner to wait for
+    outcome = await first.bot.get_cog("Jobs").cancel(there_id, OTHER_GUILD_ID,
+                                                     discord_fake.moderator.id)
+    assert outcome is CancelOutcome.REQUESTED  # "it will cancel it as soon as it answers"
+    assert first.replicate.predictions[prediction_of(first, "shard one")].status != "canceled"
+    second = await start_stack(**shard(1, postgres_database))  # back: resumes, then answers
+    message = await second.finished(there)
+    assert message["embeds"][0]["title"] == "Canceled"
+    assert first.replicate.predictions[prediction_of(first, "shard one")].status == "canceled"
+    assert await first.bot.storage.processes.cancel_outcome(there_id) == "canceled"
+    status = await first.bot.storage.quota.status(OTHER_GUILD_ID, discord_fake.member.id)
+    assert status.periods[0].used == 0
