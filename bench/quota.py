@@ -130,7 +130,7 @@ def main() -> None:
         from tests import postgres
 
         folder = Path(tempfile.mkdtemp(prefix="flux-bench-pg-"))
-        server = postgres.start(folder)
+        server = postgres.start(folder, durable=True)  # fsync on, as deployed
     try:
         results = asyncio.run(measure(server, args.runs))
     finally:

@@ -45,8 +45,10 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start(folder: Path) -> str:
-    """Start a cluster with its data in `folder`; returns its URL."""
+def start(folder: Path, *, durable: bool = False) -> str:
+    """Start a cluster with its data in `folder`; returns its URL. Not `durable` (the tests):
+    no fsync, as nothing in it needs to survive a power cut; `durable` (the benchmark): the
+    server's own defaults, as a real deployment runs."""
     folder.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres")
@@ -57,8 +59,9 @@ def start(folder: Path) -> str:
                                     "-U", "postgres", "-E", "UTF8"), **run)
         subprocess.run(_as_postgres(
             _bin("pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-w", "-o",
-            f"-p {port} -k {folder} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off"
-            " -c full_page_writes=off -c max_connections=300", "start"), **run)
+            f"-p {port} -k {folder} -h 127.0.0.1 -c max_connections=300" + (
+                "" if durable else " -c fsync=off -c synchronous_commit=off"
+                " -c full_page_writes=off"), "start"), **run)
     except subprocess.CalledProcessError as exc:
         raise Unavailable(f"cannot start PostgreSQL: {exc.stderr.decode()[-500:]}") from None
     return f"postgresql://postgres@127.0.0.1:{port}/postgres"

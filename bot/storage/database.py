@@ -62,6 +62,14 @@ class Transaction:
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         raise NotImplementedError
 
+    async def insert_rows(self, table: str, columns: Sequence[str],
+                          rows: Sequence[Sequence[Any]]) -> None:
+        """Insert many rows at once (PostgreSQL: its COPY protocol, several times faster than
+        one INSERT per row for the batches of a burst)."""
+        marks = ", ".join("?" for _ in columns)
+        await self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
+                               rows)
+
     async def next_ids(self, table: str, count: int) -> list[int]:
         """Ids for `count` new rows of `table`, which no other writer can take."""
         raise NotImplementedError

@@ -91,6 +91,12 @@ class PostgresTransaction(Transaction):
         text, _ = _translate(sql)
         await self.connection.executemany(text, [tuple(r) for r in rows])
 
+    async def insert_rows(self, table: str, columns: Sequence[str],
+                          rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            await self.connection.copy_records_to_table(table, records=rows,
+                                                        columns=list(columns))
+
     async def next_ids(self, table: str, count: int) -> list[int]:
         rows = await self.connection.fetch(
             f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, $1)",

@@ -43,10 +43,16 @@ BATCH = 64  # reservations in one transaction at most
 
 _SNAPSHOTS = """
 WITH pairs (g, u) AS (VALUES {pairs}),
-members AS (
+members AS (  -- a reset older than every current period cannot matter: its jobs are older
     SELECT g, u, (SELECT COALESCE(MAX(reset_upto), 0) FROM ledger
-                  WHERE guild_id = g AND user_id = u AND kind = 'reset') AS upto
-    FROM pairs)
+                  WHERE guild_id = g AND user_id = u AND kind = 'reset'
+                    AND period_at >= :oldest) AS upto
+    FROM pairs),
+servers AS (  -- once per server, however many of its members the batch holds
+    SELECT g, CASE WHEN :cap > 0 THEN (SELECT COALESCE(SUM(amount), 0) FROM ledger
+                WHERE guild_id = g AND period_at >= :day
+                  AND kind IN ('reserve', 'refund')) ELSE 0 END AS today
+    FROM (SELECT DISTINCT g FROM pairs) AS distinct_servers)
 SELECT m.g AS g, m.u AS u,
     (SELECT COALESCE(SUM(amount), 0) FROM ledger WHERE guild_id = m.g AND user_id = m.u
        AND source = 'allowance' AND period_at >= :day AND job_id > m.upto) AS daily,
@@ -56,9 +62,7 @@ SELECT m.g AS g, m.u AS u,
        AND source = 'allowance' AND period_at >= :month AND job_id > m.upto) AS monthly,
     (SELECT COALESCE(SUM(CASE kind WHEN 'grant' THEN amount ELSE -amount END), 0)
      FROM ledger WHERE guild_id = m.g AND user_id = m.u AND source = 'bonus') AS bonus,
-    CASE WHEN :cap > 0 THEN (SELECT COALESCE(SUM(amount), 0) FROM ledger
-     WHERE guild_id = m.g AND period_at >= :day
-       AND kind IN ('reserve', 'refund')) ELSE 0 END AS guild_today,
+    s.today AS guild_today,
     (SELECT COUNT(*) FROM jobs WHERE guild_id = m.g AND user_id = m.u) AS in_flight,
     (SELECT MAX(created_at) FROM generations
      WHERE guild_id = m.g AND user_id = m.u) AS last_job,
@@ -66,6 +70,7 @@ SELECT m.g AS g, m.u AS u,
     (SELECT COUNT(*) FROM bans WHERE guild_id = m.g AND user_id = m.u) AS banned,
     o.daily AS o_daily, o.weekly AS o_weekly, o.monthly AS o_monthly, o.user_id AS o_user
 FROM members m
+JOIN servers s ON s.g = m.g
 LEFT JOIN quota_overrides o ON o.guild_id = m.g AND o.user_id = m.u
 """
 
@@ -110,7 +115,8 @@ class QuotaEngine(ModeratorActions):
         pairs = list(dict.fromkeys(members))
         spans = windows(now, self.tz)
         params: dict[str, Any] = {"cap": self.settings.guild_daily, "day": spans["daily"].start,
-                                  "week": spans["weekly"].start, "month": spans["monthly"].start}
+                                  "week": spans["weekly"].start, "month": spans["monthly"].start,
+                                  "oldest": min(w.start for w in spans.values())}
         values = []
         for n, (guild_id, user_id) in enumerate(pairs):
             params[f"g{n}"], params[f"u{n}"] = guild_id, user_id
@@ -258,23 +264,22 @@ class QuotaEngine(ModeratorActions):
         outcomes = [(future, Reservation(ids[o], decided[o][0].images, decided[o][1],
                                          decided[o][2]) if isinstance(o, int) else o)
                     for future, o in outcomes]
-        await tx.executemany(
-            "INSERT INTO generations (id, guild_id, channel_id, user_id, prompt, options, lora,"
-            " lora_scale, parent_id, images_requested, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        await tx.insert_rows(
+            "generations", ("id", "guild_id", "channel_id", "user_id", "prompt", "options",
+                            "lora", "lora_scale", "parent_id", "images_requested", "created_at"),
             [(job_id, r.guild_id, r.channel_id, r.user_id, r.prompt,
               json.dumps(r.options, ensure_ascii=False, sort_keys=True), r.lora, r.lora_scale,
               r.parent_id, r.images, now) for r, job_id, _, _, now in accepted])
-        await tx.executemany(
-            "INSERT INTO jobs (generation_id, guild_id, user_id, application_id,"
-            " interaction_token, interaction_at, locale, upload_limit, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        await tx.insert_rows(
+            "jobs", ("generation_id", "guild_id", "user_id", "application_id",
+                     "interaction_token", "interaction_at", "locale", "upload_limit",
+                     "updated_at"),
             [(job_id, r.guild_id, r.user_id, *_interaction(r), now)
              for r, job_id, _, _, now in accepted])
-        await tx.executemany(
-            "INSERT INTO ledger (guild_id, user_id, job_id, kind, source, credits, amount,"
-            " period_at, created_at) VALUES (?, ?, ?, 'reserve', ?, ?, ?, ?, ?)",
-            [(r.guild_id, r.user_id, job_id, source, n, n, now, now)
+        await tx.insert_rows(
+            "ledger", ("guild_id", "user_id", "job_id", "kind", "source", "credits", "amount",
+                       "period_at", "created_at"),
+            [(r.guild_id, r.user_id, job_id, "reserve", source, n, n, now, now)
              for r, job_id, allowance, bonus, now in accepted
              for source, n in (("allowance", allowance), ("bonus", bonus)) if n])
         return outcomes

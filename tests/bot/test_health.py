@@ -48,3 +48,25 @@ async def test_metrics_count_generations_credits_and_replicate_calls(start_stack
     assert any(line.startswith("fluxbot_event_loop_lag_seconds_count ") for line in lines)
     assert any(line.startswith('fluxbot_replicate_request_seconds_count{endpoint="predictions",'
                                'method="POST"}') for line in lines)
+
+
+async def test_healthz_on_postgresql_says_when_the_database_is_away(postgres_database,
+                                                                   start_stack):
+    import asyncpg
+
+    stack = await start_stack(http={"listen": "127.0.0.1:0"},
+                              storage={"database": postgres_database})
+    assert await get(stack, "/healthz") == (200, '{"gateway": true, "database": true}')
+    server, name = postgres_database.rsplit("/", 1)
+    admin = await asyncpg.connect(f"{server}/postgres")
+    try:  # the server refuses the bot's database and drops its connections
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE datname = $1", name)
+        status, body = await get(stack, "/healthz")
+        assert status == 503 and '"database": false' in body
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        assert (await get(stack, "/healthz"))[0] == 200  # and it recovers by itself
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
