@@ -20,11 +20,14 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
+from tests.postgres import create_database  # the tests' helpers: PostgreSQL, processes
+from tests.process import run_together
+
 ROOT = Path(__file__).resolve().parents[1]
+
 MEMBERS, ASKS, DAILY, SERVERS = 200, 12, 10, 4  # per process: each member asks 12, gets 10
 
 
@@ -60,37 +63,11 @@ async def reserve_all(location: str, seed: int) -> tuple[float, float, int, int]
 async def in_processes(location: str, count: int) -> tuple[float, int]:
     """`count` worker processes released together; reservations per second over the span
     from the first start to the last end, and the credits granted in all."""
-    workers = [await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.quota", "--worker", location, str(n + 1), cwd=ROOT,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE) for n in range(count)]
-    for worker in workers:
-        assert worker.stdout is not None
-        await worker.stdout.readline()
-    for worker in workers:
-        assert worker.stdin is not None
-        worker.stdin.write(b"go\n")
-        await worker.stdin.drain()
-    spans = []
-    for worker in workers:
-        out, _ = await worker.communicate()
-        if worker.returncode:
-            raise SystemExit(f"a worker failed ({worker.returncode})")
-        spans.append(json.loads(out.decode().strip().splitlines()[-1]))
+    spans = await run_together([["bench.quota", "--worker", location, str(n + 1)]
+                                for n in range(count)])
     asked = count * MEMBERS * ASKS
     seconds = max(s[1] for s in spans) - min(s[0] for s in spans)
     return asked / seconds, sum(s[2] for s in spans)
-
-
-async def new_postgres_database(server: str) -> str:
-    import asyncpg
-
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return server.rsplit("/", 1)[0] + f"/{name}"
 
 
 async def measure(server: str, runs: int) -> dict[str, Any]:
@@ -101,8 +78,8 @@ async def measure(server: str, runs: int) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as folder:
             for name, location, count in (
                     ("sqlite, 1 process", str(Path(folder) / "bot.db"), 1),
-                    ("postgresql, 1 process", await new_postgres_database(server), 1),
-                    ("postgresql, 4 processes", await new_postgres_database(server), 4)):
+                    ("postgresql, 1 process", await create_database(server, "bench"), 1),
+                    ("postgresql, 4 processes", await create_database(server, "bench"), 4)):
                 rate, granted = await in_processes(location, count)
                 expected = count * MEMBERS * DAILY
                 if granted != expected:

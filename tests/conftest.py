@@ -116,22 +116,11 @@ def postgres_server() -> Any:
 @pytest.fixture
 async def postgres_database(postgres_server: str) -> AsyncIterator[str]:
     """A new, empty database on the session's server, dropped after the test."""
-    import uuid
+    from tests.postgres import create_database, drop_database
 
-    import asyncpg
-
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(postgres_server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
-    admin = await asyncpg.connect(postgres_server)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    url = await create_database(postgres_server)
+    yield url
+    await drop_database(url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 URL_ENV = "FLUX_TEST_POSTGRES_URL"
@@ -65,6 +66,30 @@ def start(folder: Path, *, durable: bool = False) -> str:
     except subprocess.CalledProcessError as exc:
         raise Unavailable(f"cannot start PostgreSQL: {exc.stderr.decode()[-500:]}") from None
     return f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+
+async def create_database(server: str, prefix: str = "t") -> str:
+    """A new, empty database on `server`; returns its URL."""
+    import asyncpg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return server.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def drop_database(url: str) -> None:
+    import asyncpg
+
+    server, name = url.rsplit("/", 1)
+    admin = await asyncpg.connect(f"{server}/postgres")
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 def stop(folder: Path) -> None:

@@ -4,6 +4,7 @@ loopback Discord and the local Replicate, stopped with SIGTERM or killed with SI
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -27,6 +28,30 @@ def write_config(folder: Path, discord: FakeDiscord, replicate: FakeReplicate, *
         f'{replicate_extra}\n[storage]\ndatabase = "{database or folder / "data" / "bot.db"}"\n'
         f'{extra}')
     return config
+
+
+async def run_together(commands: list[list[str]], timeout: float = 300) -> list[dict]:
+    """Start a Python module per command (`python -m …`); each says "ready" once set up and
+    waits for "go" on stdin, so that all start their work at the same moment; returns the
+    JSON each printed last. A process that fails raises `RuntimeError`."""
+    started = [await asyncio.create_subprocess_exec(
+        sys.executable, "-m", *command, cwd=ROOT, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE) for command in commands]
+    for process in started:
+        assert process.stdout is not None
+        if (await asyncio.wait_for(process.stdout.readline(), 60)).strip() != b"ready":
+            raise RuntimeError(f"{commands[started.index(process)]} did not get ready")
+    for process in started:
+        assert process.stdin is not None
+        process.stdin.write(b"go\n")
+        await process.stdin.drain()
+    outputs = []
+    for command, process in zip(commands, started, strict=True):
+        out, _ = await asyncio.wait_for(process.communicate(), timeout)
+        if process.returncode:
+            raise RuntimeError(f"{command} failed ({process.returncode})")
+        outputs.append(json.loads(out.decode().strip().splitlines()[-1]))
+    return outputs
 
 
 async def start_bot(config: Path, log: Path, discord: FakeDiscord

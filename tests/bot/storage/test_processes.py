@@ -5,9 +5,6 @@ whichever process asks."""
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -17,30 +14,14 @@ from bot.storage.database import Database
 from bot.storage.processes import Processes
 from tests.bot.storage.conftest import GUILD
 from tests.conftest import Clock
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.process import run_together
 
 
 async def reserve_in_processes(location: str, processes: int, each: int, *, users: int,
                                daily: int, guild_daily: int) -> list[dict]:
     """Start the processes, let each open the database, then release them all at once."""
     args = [str(a) for a in (location, each, users, daily, guild_daily)]
-    started = [await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.bot.storage.reserver", *args, cwd=ROOT,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE) for _ in range(processes)]
-    for process in started:
-        assert process.stdout is not None
-        assert (await asyncio.wait_for(process.stdout.readline(), 60)).strip() == b"ready"
-    for process in started:
-        assert process.stdin is not None
-        process.stdin.write(b"go\n")
-        await process.stdin.drain()
-    outputs = []
-    for process in started:
-        out, _ = await asyncio.wait_for(process.communicate(), 120)
-        assert process.returncode == 0
-        outputs.append(json.loads(out.decode().strip().splitlines()[-1]))
-    return outputs
+    return await run_together([["tests.bot.storage.reserver", *args]] * processes)
 
 
 async def test_one_member_across_four_processes_is_exact(database_location: str):
