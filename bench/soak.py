@@ -1,5 +1,5 @@
 """python -m bench.soak [--seconds 300] [--rate 2] [--members 10] [--seed 1] [--stops 1]
-[--kills 2]
+[--kills 2] [--postgres [URL]] [--shards N]
 
 A seeded, bounded chaos soak. The bot runs as its own process with the default config (creates
 held by `Prefer: wait=60`) against the loopback Discord and the local Replicate from the tests.
@@ -9,25 +9,36 @@ Members send /imagine at a steady rate; Replicate and Discord faults are injecte
 and killed with SIGKILL at random moments and started again. Then the load stops, the faults
 end, everything still running finishes, and every invariant of tests/invariants.py is checked.
 Prints the counts and the violations; exit 1 when there is any. The same seed gives the same
-load and faults (the timing of two processes still varies a little).
+load and faults (the timing of two processes still varies a little). With --postgres the bot
+runs on PostgreSQL (a throwaway cluster when no URL is given); with --shards N, as N shard
+processes on it, members in servers of every shard, each stop or kill hitting one of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
-import sqlite3
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.fakes.discord_server import Drop, FakeDiscord, User
+from bot.storage.database import Database
+from tests.fakes.discord_server import (
+    CHANNEL_ID,
+    OTHER_GUILD_CHANNEL_ID,
+    OTHER_GUILD_ID,
+    Drop,
+    FakeDiscord,
+    User,
+)
 from tests.fakes.replicate_server import FakeReplicate, Fault, Scenario
-from tests.invariants import violations
+from tests.invariants import violations_at
 from tests.process import kill, start_bot, stop, write_config
 
 OUTCOMES = ("succeeded",) * 17 + ("failed", "nsfw_all", "filtered")
@@ -79,17 +90,23 @@ class Soak:
             "imagine", "cancel", "reroll", "delete", "replicate_faults", "discord_faults",
             "stops", "kills")}
 
-    async def run(self) -> dict[str, Any]:
+    async def run(self, location: str) -> dict[str, Any]:
+        shards = self.args.shards
         async with FakeDiscord() as discord, FakeReplicate(wait_scale=1.0) as replicate:
             replicate.scenario_for = lambda: scenario(self.rng)
-            config = write_config(self.folder, discord, replicate,
-                                  replicate_extra="max_concurrent = 4",
-                                  extra='[quota]\ndaily = 0\nper_user_concurrent = 3\n'
-                                        '[logging]\nlevel = "INFO"\n')
+            if shards > 1:
+                discord.servers.append(OTHER_GUILD_ID)
+            configs = [write_config(
+                self.folder, discord, replicate, replicate_extra="max_concurrent = 4",
+                extra='[quota]\ndaily = 0\nper_user_concurrent = 3\n'
+                      '[logging]\nlevel = "INFO"\n', database=location, name=f"shard-{n}.toml",
+                discord_extra=f"shard_count = {shards}\nshard_ids = [{n}]" if shards > 1 else "")
+                for n in range(shards)]
+            self.channels = [CHANNEL_ID, OTHER_GUILD_CHANNEL_ID][:min(shards, 2)]
             members = [User(950000000000000000 + n, f"member{n}")
                        for n in range(self.args.members)]
             log = self.folder / "bot.log"
-            process = await start_bot(config, log, discord)
+            processes = [await start_bot(config, log, discord) for config in configs]
             started = time.monotonic()
             chaos = self.args.seconds
             events = sorted([(self.rng.uniform(0.2, 0.8) * chaos, "stop")
@@ -99,38 +116,41 @@ class Soak:
             while (elapsed := time.monotonic() - started) < chaos:
                 if events and elapsed >= events[0][0]:
                     _, what = events.pop(0)
-                    await (kill(process) if what == "kill" else stop(process))
+                    n = self.rng.randrange(shards)
+                    await (kill(processes[n]) if what == "kill" else stop(processes[n]))
                     self.counts[f"{what}s"] += 1
                     with log.open("a") as out:  # for whoever reads the log afterwards
-                        out.write(f"---- soak: {what} at {time.strftime('%H:%M:%S')} ----\n")
-                    process = await start_bot(config, log, discord)
+                        out.write(f"---- soak: {what} of process {n} at "
+                                  f"{time.strftime('%H:%M:%S')} ----\n")
+                    processes[n] = await start_bot(configs[n], log, discord)
                 await self.tick(discord, replicate, members)
                 await asyncio.sleep(1 / self.args.rate)
             # the quiet end: no faults, everything running finishes, the bot settles
             replicate.faults.clear()
             discord.drops.clear()
             discord.rate_limit_next.clear()
-            db = self.folder / "data" / "bot.db"
+            db = await Database.open(location)
             try:
-                await discord.wait_for(lambda: _settled(db, replicate), 180)
-            except TimeoutError:
-                pass  # what is left is reported below as violations
+                await _settle(db, replicate, 180)
             finally:
-                await stop(process)
-            found = violations(db, discord, replicate)
-            with sqlite3.connect(db) as con:
-                statuses = dict(con.execute(
-                    "SELECT status, COUNT(*) FROM generations GROUP BY status"))
-        return {"seed": self.args.seed, "seconds": chaos, "actions": self.counts,
-                "jobs": statuses, "predictions": len(replicate.predictions),
-                "violations": found}
+                for process in processes:
+                    await stop(process)
+            statuses = {r[0]: r[1] for r in await db.fetchall(
+                "SELECT status, COUNT(*) FROM generations GROUP BY status")}
+            await db.close()
+            found = await violations_at(location, discord, replicate)
+        return {"seed": self.args.seed, "seconds": chaos, "shards": shards,
+                "database": "postgresql" if location.startswith("postgresql") else "sqlite",
+                "actions": self.counts, "jobs": statuses,
+                "predictions": len(replicate.predictions), "violations": found}
 
     async def tick(self, discord: FakeDiscord, replicate: FakeReplicate,
                    members: list[User]) -> None:
         rng = self.rng
         member = rng.choice(members)
         await discord.slash("imagine", {"prompt": f"soak {self.counts['imagine']}",
-                                        "num_outputs": rng.randint(1, 3)}, user=member)
+                                        "num_outputs": rng.randint(1, 3)}, user=member,
+                            channel_id=rng.choice(self.channels))
         self.counts["imagine"] += 1
         if rng.random() < 0.3:
             replicate.faults.append(replicate_fault(rng))
@@ -151,14 +171,31 @@ class Soak:
                     self.counts[action] += 1
 
 
-def _settled(db: Path, replicate: FakeReplicate) -> bool:
-    if any(not p.terminal for p in replicate.predictions.values()):
-        return False
+async def _settle(db: Database, replicate: FakeReplicate, seconds: float) -> None:
+    """Until every prediction has ended and no job is left in flight (or `seconds` have
+    passed: what is left is then reported as violations)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if all(p.terminal for p in replicate.predictions.values()):
+            with contextlib.suppress(Exception):
+                if not await db.fetchall("SELECT generation_id FROM jobs"):
+                    return
+        await asyncio.sleep(0.5)
+
+
+async def _run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    if args.postgres is None:
+        return await Soak(args, folder).run(str(folder / "data" / "bot.db"))
+    from tests import postgres
+
+    cluster = Path(tempfile.mkdtemp(prefix="flux-soak-pg-"))  # the postgres user reads it
+    server = args.postgres or postgres.start(cluster)
     try:
-        with sqlite3.connect(db) as con:
-            return con.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 0
-    except sqlite3.Error:
-        return False
+        return await Soak(args, folder).run(await postgres.create_database(server, "soak"))
+    finally:
+        if not args.postgres:
+            postgres.stop(cluster)
+        shutil.rmtree(cluster, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,14 +207,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--stops", type=int, default=1, help="SIGTERM stops (default 1)")
     parser.add_argument("--kills", type=int, default=2, help="SIGKILL kills (default 2)")
+    parser.add_argument("--postgres", nargs="?", const="", metavar="URL",
+                        help="run on PostgreSQL (a throwaway cluster without a URL)")
+    parser.add_argument("--shards", type=int, default=1,
+                        help="shard processes (more than 1 needs --postgres)")
     parser.add_argument("--out", type=Path, help="also write the report as JSON here")
     parser.add_argument("--keep", type=Path, help="keep the bot's database and log here")
     args = parser.parse_args(argv)
+    if args.shards > 1 and args.postgres is None:
+        parser.error("--shards needs --postgres: the processes share one database")
     with tempfile.TemporaryDirectory() as folder:
-        report = asyncio.run(Soak(args, Path(folder)).run())
+        report = asyncio.run(_run(args, Path(folder)))
         if args.keep:
-            import shutil
-
             shutil.copytree(folder, args.keep, dirs_exist_ok=True)
     print(json.dumps(report, indent=2))
     if args.out:

@@ -21,7 +21,38 @@ def job_of(footer: str) -> int | None:
     return int(last) if last.isdigit() else None
 
 
+QUERIES = {
+    "in_flight": "SELECT generation_id FROM jobs",
+    "ledger": "SELECT job_id, kind, SUM(credits) FROM ledger WHERE job_id IS NOT NULL"
+              " GROUP BY job_id, kind",
+    "jobs": "SELECT id, status, prediction_id, images_delivered, error, message_id"
+            " FROM generations",
+}
+
+
 def violations(db: Path, discord: FakeDiscord, replicate: FakeReplicate) -> list[str]:
+    """`check` on an SQLite database file."""
+    with sqlite3.connect(db) as con:
+        rows = {name: [tuple(r) for r in con.execute(sql)] for name, sql in QUERIES.items()}
+    return check(rows, discord, replicate)
+
+
+async def violations_at(location: str, discord: FakeDiscord, replicate: FakeReplicate
+                        ) -> list[str]:
+    """`check` on any database the bot can use (an SQLite path or a PostgreSQL URL)."""
+    from bot.storage.database import Database
+
+    db = await Database.open(location)
+    try:
+        rows = {name: [tuple(r) for r in await db.fetchall(sql)]
+                for name, sql in QUERIES.items()}
+    finally:
+        await db.close()
+    return check(rows, discord, replicate)
+
+
+def check(rows: dict[str, list[tuple]], discord: FakeDiscord, replicate: FakeReplicate
+          ) -> list[str]:
     """Every broken invariant, as a line; none when the run was sound:
     - every job's ledger balances (reserved = committed + refunded), none is left in flight;
     - every job's images were posted at most once, and only a job that posted is charged;
@@ -29,16 +60,11 @@ def violations(db: Path, discord: FakeDiscord, replicate: FakeReplicate) -> list
       files; no prediction is left running;
     - every job's message (unless a member deleted it) says how it ended."""
     found: list[str] = []
-    with sqlite3.connect(db) as con:
-        in_flight = con.execute("SELECT generation_id FROM jobs").fetchall()
-        ledger: dict[int, Counter[str]] = {}
-        for job, kind, credits in con.execute(
-                "SELECT job_id, kind, SUM(credits) FROM ledger WHERE job_id IS NOT NULL"
-                " GROUP BY job_id, kind"):
-            ledger.setdefault(job, Counter())[kind] = credits
-        jobs = {row[0]: row[1:] for row in con.execute(
-            "SELECT id, status, prediction_id, images_delivered, error, message_id"
-            " FROM generations")}
+    in_flight = rows["in_flight"]
+    ledger: dict[int, Counter[str]] = {}
+    for job, kind, credits in rows["ledger"]:
+        ledger.setdefault(job, Counter())[kind] = credits
+    jobs = {row[0]: row[1:] for row in rows["jobs"]}
     found += [f"job {job} left in flight" for (job,) in in_flight]
     for job, kinds in ledger.items():
         if kinds["reserve"] != kinds["commit"] + kinds["refund"]:

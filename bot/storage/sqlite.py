@@ -43,6 +43,23 @@ def _cannot_open(path: str, exc: OSError) -> str:
     return f"storage.database: cannot open {path} ({exc.strerror or type(exc).__name__})"
 
 
+async def _use_wal(connection: aiosqlite.Connection, patience: float) -> None:
+    """Switch a new file to WAL. The switch needs the file alone, and SQLite answers "locked"
+    at once (no busy wait) while another process opening it at the same moment holds it: try
+    again for a while. Once the file is in WAL, this is a no-op."""
+    deadline = time.monotonic() + patience
+    pause = 0.005
+    while True:
+        try:
+            await connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
 class SqliteDatabase(Database):
     """One SQLite file: WAL, foreign keys, a busy timeout; one connection, on aiosqlite's
     thread, whose transactions an asyncio lock keeps whole."""
@@ -70,8 +87,10 @@ class SqliteDatabase(Database):
             raise StartupError(f"storage.database: cannot open {path} ({exc})") from None
         try:
             connection.row_factory = aiosqlite.Row
-            for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON",
-                           f"busy_timeout = {int(busy_timeout_ms)}"):
+            # the busy timeout first: processes opening the file at once wait for each other
+            await connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            await _use_wal(connection, busy_timeout_ms / 1000)
+            for pragma in ("synchronous = NORMAL", "foreign_keys = ON"):
                 await connection.execute(f"PRAGMA {pragma}")
             db = cls(connection, path)
             await db.migrate(migrations or MIGRATIONS / "sqlite")
@@ -97,9 +116,10 @@ class SqliteDatabase(Database):
         """Apply every `NNNN_name.sql` not yet recorded in `schema_version`, each in its own
         transaction; returns the versions applied (none on a second run)."""
         async with self._lock:
-            await self.connection.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version ("
-                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
+            await self.connection.executescript(  # the write lock taken up front: another
+                # process doing the same waits for it instead of failing as "locked"
+                "BEGIN IMMEDIATE; CREATE TABLE IF NOT EXISTS schema_version (version INTEGER"
+                " PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL); COMMIT;")
             rows = await self.connection.execute_fetchall("SELECT version FROM schema_version")
             done = {row[0] for row in rows}
             applied = []

@@ -103,6 +103,7 @@ class Interactions:
         if pressed is None or pressed.get("disabled"):
             raise ValueError(f"no enabled {custom_id!r} on message {message_id}: a member "
                              "cannot press it")
+        kwargs.setdefault("channel_id", int(message["channel_id"]))  # where the message is
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": pressed["type"]}
         if values is not None:
             known = {o["value"] for o in pressed.get("options", [])}
