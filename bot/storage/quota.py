@@ -43,11 +43,14 @@ BATCH = 64  # reservations in one transaction at most
 
 _SNAPSHOTS = """
 WITH pairs (g, u) AS (VALUES {pairs}),
-members AS (  -- a reset older than every current period cannot matter: its jobs are older
-    SELECT g, u, (SELECT COALESCE(MAX(reset_upto), 0) FROM ledger
-                  WHERE guild_id = g AND user_id = u AND kind = 'reset'
-                    AND period_at >= :oldest) AS upto
-    FROM pairs),
+members AS (  -- upto: a real column (a grouped join), read once, not once per ledger row; a
+              -- reset older than every current period cannot matter: its jobs are older
+    SELECT p.g AS g, p.u AS u, COALESCE(r.upto, 0) AS upto
+    FROM pairs p
+    LEFT JOIN (SELECT guild_id, user_id, MAX(reset_upto) AS upto FROM ledger
+               WHERE kind = 'reset' AND period_at >= :oldest
+                 AND guild_id IN (SELECT g FROM pairs)  -- the index by server and time
+               GROUP BY guild_id, user_id) r ON r.guild_id = p.g AND r.user_id = p.u),
 servers AS (  -- once per server, however many of its members the batch holds
     SELECT g, CASE WHEN :cap > 0 THEN (SELECT COALESCE(SUM(amount), 0) FROM ledger
                 WHERE guild_id = g AND period_at >= :day
