@@ -217,6 +217,16 @@ class QuotaSettings(Section):
         return v
 
 
+class BudgetSettings(Section):
+    """Money, in US dollars: a monthly budget per server (a moderator may set another for
+    theirs), a daily cap for the whole bot, when to warn, and whether to refuse or only warn."""
+
+    monthly_usd: float = Field(0.0, ge=0, le=1_000_000)
+    daily_usd_total: float = Field(0.0, ge=0, le=1_000_000)
+    warn_at: float = Field(0.8, gt=0, le=1)
+    mode: Literal["block", "warn"] = "block"
+
+
 class LoraEntry(Section):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     ref: str
@@ -271,6 +281,7 @@ class Config(Section):
     defaults: DefaultsSettings = DefaultsSettings()
     limits: LimitsSettings = LimitsSettings()
     quota: QuotaSettings = QuotaSettings()
+    budget: BudgetSettings = BudgetSettings()
     loras: list[LoraEntry] = []
     storage: StorageSettings = StorageSettings()
     http: HttpSettings = HttpSettings()

@@ -29,6 +29,11 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+def _bound(number: Any) -> str:
+    """1.0 as 1, as the admin wrote it."""
+    return str(int(number)) if isinstance(number, float) and number.is_integer() else str(number)
+
+
 def _key(loc: tuple[Any, ...]) -> str:
     key = ""
     for part in loc:
@@ -66,10 +71,14 @@ def _line(error: Any, root: type[BaseModel]) -> str:
         close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
         hint = f" (did you mean {close[0]}?)" if close else ""
         return f"{_key(loc)}: unknown key{hint}"
-    if kind in ("less_than_equal", "less_than"):
-        text = f"{value} is above {ctx.get('le', ctx.get('lt'))}"
-    elif kind in ("greater_than_equal", "greater_than"):
-        text = f"{value} is below {ctx.get('ge', ctx.get('gt'))}"
+    if kind == "less_than_equal":
+        text = f"{value} is above {_bound(ctx['le'])}"
+    elif kind == "less_than":
+        text = f"{value} must be below {_bound(ctx['lt'])}"
+    elif kind == "greater_than_equal":
+        text = f"{value} is below {_bound(ctx['ge'])}"
+    elif kind == "greater_than":
+        text = f"{value} must be above {_bound(ctx['gt'])}"
     elif kind == "literal_error":
         text = f"{value} is not one of {ctx.get('expected')}"
     elif kind in _TEXTS:

@@ -87,7 +87,8 @@ class Flux:
     async def setup_hook(self) -> None:
         """Open what the cogs use, check what can be checked before members notice (each
         failure a `StartupError` naming the key), load the cogs, resume the jobs."""
-        self.storage = await Storage.open(self.config.storage.database, self.config.quota)
+        self.storage = await Storage.open(self.config.storage.database, self.config.quota,
+                                          budget=self.config.budget)
         # each prediction in flight may hold a connection (`Prefer: wait`), downloads need more
         slots = self.config.replicate.max_concurrent
         self.http_session = aiohttp.ClientSession(

@@ -27,6 +27,9 @@ QUERIES = {
               " GROUP BY job_id, kind",
     "jobs": "SELECT id, status, prediction_id, images_delivered, error, message_id"
             " FROM generations",
+    "spend": "SELECT job_id, kind, SUM(micros) FROM spend WHERE job_id IS NOT NULL"
+             " GROUP BY job_id, kind",
+    "costs": "SELECT id, cost FROM generations WHERE cost IS NOT NULL AND cost > 0",
 }
 
 
@@ -55,6 +58,7 @@ def check(rows: dict[str, list[tuple]], discord: FakeDiscord, replicate: FakeRep
           ) -> list[str]:
     """Every broken invariant, as a line; none when the run was sound:
     - every job's ledger balances (reserved = committed + refunded), none is left in flight;
+    - every job's money balances too (reserved = released) and its bill is recorded once;
     - every job's images were posted at most once, and only a job that posted is charged;
     - every prediction Replicate billed (succeeded) was posted by its job, or the API lost its
       files; no prediction is left running;
@@ -65,6 +69,17 @@ def check(rows: dict[str, list[tuple]], discord: FakeDiscord, replicate: FakeRep
     for job, kind, credits in rows["ledger"]:
         ledger.setdefault(job, Counter())[kind] = credits
     jobs = {row[0]: row[1:] for row in rows["jobs"]}
+    money: dict[int, Counter[str]] = {}
+    for job, kind, micros in rows["spend"]:
+        money.setdefault(job, Counter())[kind] = micros
+    for job, kinds in money.items():  # the money ledger: every reservation given back
+        if kinds["reserve"] + kinds["release"] != 0:
+            found.append(f"job {job}: {kinds['reserve']} µ$ reserved, "
+                         f"{-kinds['release']} released")
+    for job, cost in rows["costs"]:  # and every bill recorded, once
+        if money.get(job, Counter())["cost"] != round(cost * 1_000_000):
+            found.append(f"job {job}: billed ${cost}, spend says "
+                         f"{money.get(job, Counter())['cost']} µ$")
     found += [f"job {job} left in flight" for (job,) in in_flight]
     for job, kinds in ledger.items():
         if kinds["reserve"] != kinds["commit"] + kinds["refund"]:

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.config import QuotaSettings
+from bot.config import BudgetSettings, QuotaSettings
+from bot.storage.budget import Budget
 from bot.storage.database import Database
 from bot.storage.history import History
 from bot.storage.loras import GuildLoras
@@ -26,15 +27,19 @@ class Storage:
     settings: UserSettings
     loras: GuildLoras
     processes: Processes
+    budget: Budget
 
     @classmethod
     async def open(cls, path: str | Path, quota: QuotaSettings,
-                   clock: Callable[[], float] = time.time) -> Storage:
+                   clock: Callable[[], float] = time.time,
+                   budget: BudgetSettings | None = None) -> Storage:
         """Open the database at `path` (created, migrated) with every store on it."""
         db = await Database.open(path)
-        return cls(db=db, quota=QuotaEngine(db, quota, clock), history=History(db, clock),
+        money = Budget(db, budget or BudgetSettings(), quota.timezone, clock)
+        return cls(db=db, quota=QuotaEngine(db, quota, clock, budget=money),
+                   history=History(db, clock),
                    moderation=Moderation(db, clock), settings=UserSettings(db, clock),
-                   loras=GuildLoras(db, clock), processes=Processes(db, clock))
+                   loras=GuildLoras(db, clock), processes=Processes(db, clock), budget=money)
 
     async def close(self) -> None:
         await self.db.close()

@@ -174,6 +174,17 @@ class History:
                           int(row["failures"]), round(float(row["cost"]), 6),
                           [(int(u["user_id"]), int(u["images"])) for u in users])
 
+    async def daily_rows(self, guild_id: int, days: int
+                         ) -> list[tuple[float, int, str, float | None]]:
+        """(created_at, images delivered, status, cost) of the server's jobs of the last
+        `days` days and a day more (the chart buckets them in the server's days)."""
+        rows = await self.db.fetchall(
+            "SELECT created_at, images_delivered, status, cost FROM generations"
+            " WHERE guild_id = ? AND created_at >= ?",
+            (guild_id, self.clock() - (days + 1) * 86400))
+        return [(float(r["created_at"]), int(r["images_delivered"]), r["status"],
+                 None if r["cost"] is None else float(r["cost"])) for r in rows]
+
     async def in_flight(self, guild_id: int | None = None) -> list[InFlightJob]:
         """Jobs not yet ended, oldest first (all servers, or one)."""
         sql = (f"SELECT {_COLUMNS}, j.state, j.application_id, j.interaction_token,"

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from bot.config import QuotaSettings
 from bot.periods import PERIODS, Window, window, windows
+from bot.storage.budget import SPEND_COLUMNS, Budget, spend_rows
 from bot.storage.database import Database, Transaction
 from bot.storage.quota_admin import QUOTA_LOCK, ModeratorActions
 from bot.storage.quota_types import (
@@ -79,7 +80,9 @@ LEFT JOIN quota_overrides o ON o.guild_id = m.g AND o.user_id = m.u
 
 
 class QuotaEngine(ModeratorActions):
-    def __init__(self, db: Database, settings: QuotaSettings, clock: Clock = time.time) -> None:
+    def __init__(self, db: Database, settings: QuotaSettings, clock: Clock = time.time,
+                 budget: Budget | None = None) -> None:
+        self.budget = budget  # the money side of a reservation, when there is one
         self.db = db
         self.settings = settings
         self.tz = ZoneInfo(settings.timezone)
@@ -248,12 +251,17 @@ class QuotaEngine(ModeratorActions):
         outcomes: list[tuple[asyncio.Future[Reservation], Any]] = []
         now = self.clock()  # one instant for the batch, as it is one transaction
         snaps = await self._snapshots(tx, ((r.guild_id, r.user_id) for r, _ in batch), now)
+        money = await self.budget.check(tx, (r.guild_id for r, _ in batch), now) \
+            if self.budget else None
         for request, future in batch:
             snap = dict(snaps[(request.guild_id, request.user_id)])
             _add_unwritten(snap, request, decided)
             try:
                 allowance, bonus = self._check(self._status(snap, request.role_ids, now),
                                                request.images)
+                if money is not None and self.budget is not None:
+                    money.admit(request.guild_id, request.expected_micros,
+                                self.budget.resets(now))
             except QuotaRefused as refused:  # nothing is written for it
                 outcomes.append((future, refused))
                 continue
@@ -285,6 +293,9 @@ class QuotaEngine(ModeratorActions):
             [(r.guild_id, r.user_id, job_id, "reserve", source, n, n, now, now)
              for r, job_id, allowance, bonus, now in accepted
              for source, n in (("allowance", allowance), ("bonus", bonus)) if n])
+        await tx.insert_rows("spend", SPEND_COLUMNS, [
+            (r.guild_id, r.user_id, job_id, "reserve", r.expected_micros, now, now)
+            for r, job_id, _, _, now in accepted if r.expected_micros])
         return outcomes
 
     # -- settling ---------------------------------------------------------------------------
@@ -332,6 +343,11 @@ class QuotaEngine(ModeratorActions):
             " period_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(first["guild_id"], first["user_id"], job_id, kind, source, credits, amount,
               first["period_at"], now) for kind, source, credits, amount in movements])
+        reserve = await tx.fetchone("SELECT micros FROM spend WHERE job_id = ? AND"
+                                    " kind = 'reserve'", (job_id,))
+        await tx.insert_rows("spend", SPEND_COLUMNS, spend_rows(
+            first["guild_id"], first["user_id"], job_id, reserve["micros"] if reserve else None,
+            fields.get("cost"), first["period_at"], now))
         assignments = {"status": status, "images_delivered": delivered,
                        "finished_at": now, **fields}
         columns = ", ".join(f"{name} = :{name}" for name in assignments)

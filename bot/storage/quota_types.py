@@ -50,6 +50,7 @@ class JobRequest:
     lora_scale: float | None = None
     parent_id: int | None = None
     interaction: Interaction | None = None
+    expected_micros: int = 0  # the expected cost, reserved from the budget (Budget.estimate)
 
 
 @dataclass(frozen=True)

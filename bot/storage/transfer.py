@@ -1,7 +1,8 @@
 """`flux-lora-bot migrate-db`: move an SQLite database to PostgreSQL, whole (history, the
-credit ledger, jobs in flight, overrides, bans, settings, LoRAs, the audit log), in one
-transaction, into a database that must be empty; then the row counts and the ledger's sums are
-compared on both sides, so that the move is known to be exact before the bot uses it."""
+credit ledger and the money's, jobs in flight, overrides, bans, settings, LoRAs, budgets, the
+audit log), in one transaction, into a database that must be empty; then the row counts and
+both ledgers' sums are compared on both sides, so that the move is known to be exact before
+the bot uses it."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from bot.storage.database import Database, Transaction, is_postgres
 
 # parents before children (foreign keys); every table but schema_version
 TABLES = ("generations", "jobs", "ledger", "quota_overrides", "bans", "user_settings",
-          "guild_loras", "audit_log", "cancel_requests", "pacing")
-SERIAL = ("generations", "ledger", "audit_log")  # `id` from a sequence on PostgreSQL
+          "guild_loras", "audit_log", "cancel_requests", "pacing", "spend", "guild_budgets",
+          "budget_notices")
+SERIAL = ("generations", "ledger", "audit_log", "spend")  # `id` from a sequence on PostgreSQL
 CHUNK = 2000  # rows read and written at a time
+SPEND_SUMS = ("SELECT kind, COUNT(*) AS n, SUM(micros) AS micros FROM spend GROUP BY kind"
+              " ORDER BY kind")
 LEDGER_SUMS = ("SELECT kind, source, COUNT(*) AS n, SUM(amount) AS amount, SUM(credits) AS"
                " credits FROM ledger GROUP BY kind, source ORDER BY kind, source")
 
@@ -36,8 +40,11 @@ async def _counts(db: Database | Transaction) -> dict[str, int]:
 
 
 async def _ledger(db: Database | Transaction) -> list[tuple[str, str, int, int, int]]:
+    """The credit ledger's sums, then the money's (as kind, "usd", rows, micros, 0)."""
     return [(r["kind"], r["source"], int(r["n"]), int(r["amount"]), int(r["credits"]))
-            for r in await db.fetchall(LEDGER_SUMS)]
+            for r in await db.fetchall(LEDGER_SUMS)] + \
+        [(r["kind"], "usd", int(r["n"]), int(r["micros"]), 0)
+         for r in await db.fetchall(SPEND_SUMS)]
 
 
 async def _copy_table(source: Database, tx: Transaction, table: str) -> None:

@@ -195,3 +195,20 @@ def test_a_postgresql_url_from_the_environment_wins_and_its_password_stays_hidde
     (line,) = lines({}, {"DATABASE_URL": "mysql://bot:pa55word@db/flux"})
     assert line.startswith("storage.database: a URL must be postgresql://") and \
         "pa55word" not in line
+
+
+@pytest.mark.parametrize(("budget", "line"), [
+    ({"mode": "stop"}, "budget.mode: \"stop\" is not one of 'block' or 'warn'"),
+    ({"warn_at": 0}, "budget.warn_at: 0 must be above 0"),
+    ({"monthly_usd": -5}, "budget.monthly_usd: -5 is below 0"),
+    ({"monthly_usd": "ten"}, "budget.monthly_usd: \"ten\" is not a number"),
+    ({"monthy_usd": 5}, "budget.monthy_usd: unknown key (did you mean monthly_usd?)"),
+])
+def test_bad_budget_settings_are_one_line_each(budget, line):
+    assert lines({"budget": budget}) == [line]
+
+
+def test_budget_defaults_match_the_spec():
+    budget = parse_config({}, {}).budget
+    assert (budget.monthly_usd, budget.daily_usd_total, budget.warn_at, budget.mode) == \
+        (0.0, 0.0, 0.8, "block")

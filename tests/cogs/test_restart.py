@@ -12,6 +12,8 @@ async def back_in_flight(stack):
     storage = stack.bot.storage
     job = (await storage.history.page(GUILD_ID, stack.discord.member.id)).items[0]
     await storage.db.execute("DELETE FROM ledger WHERE kind IN ('commit', 'refund')")
+    await storage.db.execute("DELETE FROM spend WHERE kind IN ('release', 'cost')")  # the
+    # settling is one transaction: its money rows were never written either
     await storage.db.execute(
         "INSERT INTO jobs (generation_id, guild_id, user_id, state, updated_at)"
         " VALUES (?, ?, ?, 'running', 0)", (job.id, GUILD_ID, job.user_id))

@@ -23,8 +23,9 @@ def at(text: str, tz: str = "UTC") -> float:
 
 
 def request(user: int = 1, images: int = 1, guild: int = GUILD, **extra: Any) -> JobRequest:
+    options = extra.pop("options", {"num_outputs": images})
     return JobRequest(guild_id=guild, channel_id=50, user_id=user, prompt="a castle",
-                      options={"num_outputs": images}, images=images, **extra)
+                      options=options, images=images, **extra)
 
 
 @pytest.fixture
