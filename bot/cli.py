@@ -157,9 +157,9 @@ def cmd_migrate_db(args: argparse.Namespace, config: Config) -> int:
         except (OSError, ValueError, asyncpg.PostgresError) as exc:  # a value PostgreSQL refused
             message = f"{source} -> {shown(target)}: {type(exc).__name__}: {exc}"
         else:
-            print(t("cli.migrated", None, url=shown(target),
-                    rows=sum(moved.counts.values()), ledger=sum(r[2] for r in moved.ledger)),
-                  file=sys.stderr)
+            credits = sum(r[2] for r in moved.ledger if r[1] != "usd")  # the credit rows
+            print(t("cli.migrated", None, url=shown(target), rows=sum(moved.counts.values()),
+                    ledger=credits), file=sys.stderr)
             print(t("cli.migrated_next", None), file=sys.stderr)
             return 0
     print(t("cli.error", None, message=message), file=sys.stderr)

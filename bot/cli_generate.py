@@ -270,6 +270,9 @@ def cmd_generate(args: argparse.Namespace, config: Config) -> int:
     for path in paths:
         print(path)
     print(t("cli.saved", None, count=len(paths)), file=sys.stderr)
+    if result.cost is not None and result.predict_time is not None:  # what Replicate bills
+        print(t("cli.cost", None, cost=f"{result.cost:.4f}", seconds=f"{result.predict_time:.1f}",
+                price=config.replicate.cost_per_second), file=sys.stderr)
     return 0
 
 

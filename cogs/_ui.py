@@ -191,10 +191,15 @@ async def mod_log(bot: FluxBot, interaction: discord.Interaction, key: str, **pa
                   ) -> None:
     """Post a moderator action in `discord.mod_log_channel_id` (if set), in the server's
     default language, pinging nobody."""
+    await post_mod_log(bot, translate(key, None, moderator=interaction.user.mention,
+                                      **params))
+
+
+async def post_mod_log(bot: FluxBot, text: str) -> None:
+    """Post `text` in the mod-log channel, if there is one."""
     channel_id = bot.config.discord.mod_log_channel_id
     if not channel_id:
         return
-    text = translate(key, None, moderator=interaction.user.mention, **params)
     try:
         await bot.get_partial_messageable(channel_id).send(text, allowed_mentions=NO_PINGS)
     except discord.HTTPException as exc:

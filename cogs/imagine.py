@@ -14,7 +14,8 @@ from bot.errors import OptionError, UserError
 from bot.images import fetchable
 from bot.limits import check_counts, check_length, check_prompt
 from bot.model import ASPECT_RATIOS, MAX_SEED, OUTPUT_FORMATS, GenerationOptions, validate
-from bot.storage.quota import Interaction, JobRequest
+from bot.storage.quota import Interaction, JobRequest, QuotaRefused
+from cogs._budget import expected_cost, tell_budget
 from cogs._delivery import DiscordReporter
 from cogs._ui import NO_PINGS, cmd, job_embed, locale_of, role_ids, shorten, shown, tr
 
@@ -191,8 +192,9 @@ class Imagine(commands.Cog):
         options, lora = await self.compose(interaction, given, base)
         member = interaction.user
         locale = locale_of(interaction)
-        reservation = await self.bot.storage.quota.reserve(JobRequest(
-            guild_id=interaction.guild_id or 0, channel_id=interaction.channel_id or 0,
+        guild_id = interaction.guild_id or 0
+        request = JobRequest(
+            guild_id=guild_id, channel_id=interaction.channel_id or 0,
             user_id=member.id, prompt=options.prompt, options=options.to_dict(),
             images=options.num_outputs, role_ids=role_ids(member), lora=options.lora,
             lora_scale=options.lora_scale if options.lora else None, parent_id=parent_id,
@@ -200,7 +202,15 @@ class Imagine(commands.Cog):
                                     token=interaction.token,
                                     created_at=interaction.created_at.timestamp(),
                                     locale=locale,
-                                    upload_limit=interaction.filesize_limit)))
+                                    upload_limit=interaction.filesize_limit),
+            expected_micros=await expected_cost(self.bot, options.to_dict()))
+        try:
+            reservation = await self.bot.storage.quota.reserve(request)
+        except QuotaRefused as refused:
+            if refused.key.startswith("budget."):  # the moderators hear of it, once
+                tell_budget(self.bot, guild_id, refused.key)
+            raise
+        tell_budget(self.bot, guild_id)
         job_id = reservation.job_id
         assert self.bot.runner is not None
         from cogs.buttons import cancel_view

@@ -4,12 +4,18 @@ audit log and, when set, in the mod-log channel."""
 
 from __future__ import annotations
 
+import asyncio
+import io
+import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.charts import by_day, render
 from bot.errors import UserError
 from bot.i18n import translate
 from bot.jobs import CancelOutcome
@@ -138,7 +144,9 @@ class Mod(commands.GroupCog, group_name=cmd("command.mod.name"),
     async def stats(self, interaction: discord.Interaction,
                     days: app_commands.Range[int, 1, 365] = 7) -> None:
         locale = locale_of(interaction)
-        stats = await self.bot.storage.history.stats(require_guild(interaction), days)
+        guild_id = require_guild(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        stats = await self.bot.storage.history.stats(guild_id, days)
         embed = discord.Embed(title=translate("mod.stats_title", locale, days=days),
                               colour=discord.Colour.blurple())
         for key, value in (("generations", stats.generations), ("images", stats.images),
@@ -147,6 +155,43 @@ class Mod(commands.GroupCog, group_name=cmd("command.mod.name"),
         top = "\n".join(f"<@{user}>: {images}" for user, images in stats.top_users)
         embed.add_field(name=translate("mod.stats_top", locale), value=top or "—",
                         inline=False)
+        figures = by_day(await self.bot.storage.history.daily_rows(guild_id, days), days,
+                         time.time(), ZoneInfo(self.bot.config.quota.timezone))
+        png = await asyncio.to_thread(render, figures)  # drawing takes the loop's time else
+        embed.set_image(url="attachment://stats.png")
+        embed.set_footer(text=translate("mod.stats_legend", locale))
+        await reply(interaction, embed=embed, file=discord.File(io.BytesIO(png), "stats.png"))
+
+    @app_commands.command(name=cmd("command.mod.budget.name"),
+                          description=cmd("command.mod.budget.description"))
+    @app_commands.rename(amount=cmd("option.amount.name"))
+    @app_commands.describe(amount=cmd("option.amount.description"))
+    async def budget(self, interaction: discord.Interaction,
+                     amount: app_commands.Range[float, 0, 1_000_000] | None = None) -> None:
+        locale = locale_of(interaction)
+        guild_id = require_guild(interaction)
+        budget = self.bot.storage.budget
+        if amount is not None:
+            await budget.set_monthly(guild_id, amount, interaction.user.id)
+            text = f"${amount:,.2f}" if amount else translate(
+                "mod.budget_config", locale, amount=_usd(budget.settings.monthly_usd, locale))
+            await mod_log(self.bot, interaction, "modlog.budget_set", amount=text)
+        report = await budget.report(guild_id)
+        limit = _usd(report.limit, locale)
+        if report.overridden:
+            limit = translate("mod.budget_own", locale, amount=limit)
+        embed = discord.Embed(title=translate("mod.budget_title", locale,
+                                              month=f"<t:{int(report.month.start)}:D>"),
+                              colour=discord.Colour.gold())
+        for key, value in (("spent", f"${report.spent:,.2f}"),
+                           ("reserved", f"${report.reserved:,.2f}"),
+                           ("forecast", f"${report.forecast:,.2f}"), ("limit", limit),
+                           ("mode", translate(f"mod.budget_mode_{report.mode}", locale)),
+                           ("bot", f"${report.bot_today:,.2f} / "
+                                   f"{_usd(report.bot_daily_cap, locale)}")):
+            embed.add_field(name=translate(f"mod.budget_{key}", locale), value=value)
+        embed.set_footer(text=translate("mod.budget_resets", locale))
+        embed.timestamp = datetime.fromtimestamp(report.month.end, UTC)
         await reply(interaction, embed=embed)
 
     @app_commands.command(name=cmd("command.mod.jobs.name"),
@@ -184,6 +229,10 @@ class Mod(commands.GroupCog, group_name=cmd("command.mod.name"),
             await mod_log(self.bot, interaction, "modlog.cancel", job=job)
         await reply(interaction, translate(f"mod.cancel_{outcome.value}", locale_of(interaction),
                                            job=job))
+
+
+def _usd(amount: float | None, locale: str) -> str:
+    return f"${amount:,.2f}" if amount else translate("mod.budget_none", locale)
 
 
 async def setup(bot: FluxBot) -> None:

@@ -34,7 +34,15 @@ class Quota(commands.Cog):
         status = await self.bot.storage.quota.status(guild_id, target.id, role_ids(target))
         embed = discord.Embed(title=_t("quota.title", locale, name=target.display_name),
                               colour=discord.Colour.blurple())
-        await reply(interaction, embed=quota_fields(locale, embed, status))
+        quota_fields(locale, embed, status)
+        usual = {**self.bot.config.defaults.model_dump(), "num_outputs": 1}
+        lifts = await self.bot.storage.budget.blocking(  # the server's money, not the member's
+            guild_id, usual, self.bot.config.replicate.cost_per_second)
+        if lifts is not None:
+            embed.add_field(name=_t("quota.budget_title", locale),
+                            value=_t("quota.budget_blocked", locale, resets=int(lifts)),
+                            inline=False)
+        await reply(interaction, embed=embed)
 
 
 async def setup(bot: FluxBot) -> None:

@@ -98,6 +98,7 @@ async def test_generate_saves_real_images(tmp_path: Path, fake: FakeReplicate):
     assert fake.creates[0].headers["Prefer"] == "wait=30"
     assert "28/28" not in err and "20/20" in err  # the progress bar ran
     assert TOKEN not in out + err
+    assert "cost: $0.0101 (7.2 s of GPU at $0.0014/s" in err  # 7.25 s x $0.0014, said
 
 
 async def test_generate_keeps_files_in_the_folder_whatever_id_the_api_gives(
