@@ -195,11 +195,7 @@ class Budget:
         today = await self.db.fetchone("SELECT COALESCE(SUM(micros), 0) AS used FROM spend"
                                        " WHERE period_at >= ?", (day.start,))
         spent, reserved = int(row["spent"]), int(row["reserved"])
-        own = row["own"]
-        if own is None:  # no spend row this month: the aggregate row says nothing of it
-            found = await self.db.fetchone(
-                "SELECT monthly_micros FROM guild_budgets WHERE guild_id = ?", (guild_id,))
-            own = found["monthly_micros"] if found else None
+        own = row["own"]  # an aggregate: one row, even in a month without spend
         limit = int(own) if own is not None else to_micros(self.settings.monthly_usd) or None
         elapsed = max(now - month.start, 3600.0)  # not a forecast from a few minutes
         forecast = (spent + reserved) * (month.end - month.start) / elapsed
