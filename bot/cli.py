@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bot import __version__
 from bot.cli_generate import add_arguments, cmd_generate
-from bot.config import ENV_PATH, Config, ConfigError, default_path, load_config
+from bot.config import ENV_PATH, Config, ConfigError, default_path, load_config, masked_url
 from bot.envfile import environment
 from bot.i18n import set_default_locale, t
 from bot.logs import setup_logging
@@ -137,7 +137,6 @@ def cmd_migrate_db(args: argparse.Namespace, config: Config) -> int:
 
     from bot.errors import StartupError
     from bot.storage.database import is_postgres
-    from bot.storage.postgres import shown
     from bot.storage.transfer import TransferError, transfer
 
     target = args.to or environment().get("DATABASE_URL", "")
@@ -151,14 +150,14 @@ def cmd_migrate_db(args: argparse.Namespace, config: Config) -> int:
         try:
             moved = asyncio.run(transfer(source, target))
         except TransferError as exc:
-            message = f"{shown(target)}: {exc}"
+            message = f"{masked_url(target)}: {exc}"
         except StartupError as exc:  # either database cannot be opened: names which
             message = str(exc)
         except (OSError, ValueError, asyncpg.PostgresError) as exc:  # a value PostgreSQL refused
-            message = f"{source} -> {shown(target)}: {type(exc).__name__}: {exc}"
+            message = f"{source} -> {masked_url(target)}: {type(exc).__name__}: {exc}"
         else:
             credits = sum(r[2] for r in moved.ledger if r[1] != "usd")  # the credit rows
-            print(t("cli.migrated", None, url=shown(target), rows=sum(moved.counts.values()),
+            print(t("cli.migrated", None, url=masked_url(target), rows=sum(moved.counts.values()),
                     ledger=credits), file=sys.stderr)
             print(t("cli.migrated_next", None), file=sys.stderr)
             return 0

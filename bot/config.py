@@ -49,6 +49,12 @@ AspectRatio = Literal[tuple(ASPECT_RATIOS)]  # type: ignore[valid-type]
 OutputFormat = Literal["webp", "jpg", "png"]
 
 
+def masked_url(url: str) -> str:
+    """A database URL with its password shown as `********`, for output and logs."""
+    password = urlsplit(url).password if "://" in url else None
+    return url.replace(f":{password}@", f":{MASK}@", 1) if password else url
+
+
 class ConfigError(Exception):
     """The config cannot be used; `lines` say why, one bad key per line."""
 
@@ -334,8 +340,7 @@ class Config(Section):
         data["quota"]["roles"] = [{k: v for k, v in r.items() if v is not None}
                                   for r in data["quota"]["roles"]]
         data["loras"] = [{k: v for k, v in e.items() if v is not None} for e in data["loras"]]
-        for secret in self.secrets():  # a password inside the database URL
-            data["storage"]["database"] = data["storage"]["database"].replace(secret, MASK)
+        data["storage"]["database"] = masked_url(self.storage.database)
         return data
 
     def masked_toml(self) -> str:

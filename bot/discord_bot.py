@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +25,7 @@ from bot.health import HealthServer
 from bot.i18n import set_default_locale
 from bot.jobs import JobRunner
 from bot.metrics import Metrics
+from bot.pacing import LocalPacer
 from bot.replicate.client import ReplicateClient
 from bot.replicate.errors import AuthenticationError, NotFoundError, ReplicateError
 from bot.storage import Storage
@@ -95,14 +97,10 @@ class Flux:
             connector=aiohttp.TCPConnector(limit=2 * slots + 20, limit_per_host=0))
         self.replicate = ReplicateClient.from_settings(
             self.http_session, self.config.replicate, observer=self.metrics.replicate_request)
-        per_minute = self.config.replicate.creates_per_minute
         self.runner = JobRunner(
             self.storage, self.replicate, self.http_session,
             cost_per_second=self.config.replicate.cost_per_second, metrics=self.metrics,
-            image_hosts=self.image_hosts(),
-            pace=(lambda: self.storage.processes.pace("create", per_minute,
-                                                      max(1.0, per_minute / 10)))
-            if per_minute else None)
+            image_hosts=self.image_hosts(), pace=self.create_pacing())
         await self.check_replicate_token()
         self._lag_watch = asyncio.create_task(self.metrics.watch_loop_lag())
         if self.config.http.listen:
@@ -122,6 +120,17 @@ class Flux:
             self.resumed.set()
         if self.sync_commands:
             await self.sync_app_commands()
+
+    def create_pacing(self) -> Callable[[], Awaitable[float]] | None:
+        """The account's create rate: kept in memory by a bot in one process, in the
+        database when processes split the shards (they share the account)."""
+        per_minute = self.config.replicate.creates_per_minute
+        if not per_minute:
+            return None
+        burst = max(1.0, per_minute / 10)
+        if self.config.discord.shards() is None:
+            return LocalPacer(per_minute, burst).pace
+        return lambda: self.storage.processes.pace("create", per_minute, burst)
 
     async def check_replicate_token(self) -> None:
         """A refused token stops the start (every /imagine would fail); an API out of reach

@@ -69,14 +69,16 @@ class BudgetCheck:
     checked against what the database holds and what the batch accepted before it."""
 
     def __init__(self, settings: BudgetSettings, month: dict[int, int], limits: dict[int, int],
-                 today: int) -> None:
+                 today: int, resets: Callable[[str], float]) -> None:
         self.settings = settings
         self.month = month      # server -> micros this month (spent + reserved)
         self.limits = limits    # server -> its monthly limit in micros (absent: none)
         self.today = today      # every server, micros today
+        self.resets = resets    # period -> when the current one ends
 
-    def admit(self, guild_id: int, expected: int, resets: Callable[[str], float]) -> None:
+    def admit(self, guild_id: int, expected: int) -> None:
         """Count `expected` in, or raise `QuotaRefused` (block mode) if it would go over."""
+        resets = self.resets
         limit = self.limits.get(guild_id)
         cap = to_micros(self.settings.daily_usd_total)
         if self.settings.mode == "block":
@@ -131,33 +133,31 @@ class Budget:
     async def check(self, tx: Transaction, guilds: Iterable[int], now: float) -> BudgetCheck:
         """What a batch's checks need: each server's month so far and limit, and the whole
         bot's day (under one lock for every process when there is a daily cap)."""
-        guilds = sorted(set(guilds))
         if self.settings.daily_usd_total:
             await tx.lock(BUDGET_LOCK, [0])
-        month_start = window("monthly", now, self.tz).start
-        month, limits = {}, {}
-        for guild_id in guilds:
-            if not guild_id:  # direct messages have no server budget
-                continue
-            own = await tx.fetchone("SELECT monthly_micros FROM guild_budgets"
-                                    " WHERE guild_id = ?", (guild_id,))
-            limit = int(own["monthly_micros"]) if own else to_micros(self.settings.monthly_usd)
-            if limit:  # else there is nothing to sum: no budget for this server
-                limits[guild_id] = limit
-                row = await tx.fetchone("SELECT COALESCE(SUM(micros), 0) AS used FROM spend"
-                                        " WHERE guild_id = ? AND period_at >= ?",
-                                        (guild_id, month_start))
-                month[guild_id] = int(row["used"])
+        servers = sorted({g for g in guilds if g})  # direct messages have no server budget
+        limits, month = {}, {}
+        if servers:  # two reads for the whole batch, however many servers it holds
+            marks = ", ".join("?" for _ in servers)
+            own = {int(r["guild_id"]): int(r["monthly_micros"]) for r in await tx.fetchall(
+                f"SELECT guild_id, monthly_micros FROM guild_budgets WHERE guild_id IN ({marks})",
+                servers)}
+            default = to_micros(self.settings.monthly_usd)
+            limits = {g: own.get(g, default) for g in servers if own.get(g, default)}
+        if limits:  # else there is nothing to sum: no server of the batch has a budget
+            marks = ", ".join("?" for _ in limits)
+            month = {int(r["guild_id"]): int(r["used"]) for r in await tx.fetchall(
+                f"SELECT guild_id, SUM(micros) AS used FROM spend WHERE guild_id IN ({marks})"
+                " AND period_at >= ? GROUP BY guild_id",
+                [*limits, window("monthly", now, self.tz).start])}
         today = 0
         if self.settings.daily_usd_total:
             row = await tx.fetchone("SELECT COALESCE(SUM(micros), 0) AS used FROM spend"
                                     " WHERE period_at >= ?",
                                     (window("daily", now, self.tz).start,))
             today = int(row["used"])
-        return BudgetCheck(self.settings, month, limits, today)
-
-    def resets(self, now: float) -> Callable[[str], float]:
-        return lambda period: window(period, now, self.tz).end
+        return BudgetCheck(self.settings, month, limits, today,
+                           lambda period: window(period, now, self.tz).end)
 
     # -- moderators -------------------------------------------------------------------------
 
@@ -216,10 +216,9 @@ class Budget:
             return None
         expected = await self.estimate(options, cost_per_second)
         async with self.db.transaction() as tx:
-            now = self.clock()
-            check = await self.check(tx, [guild_id], now)
+            check = await self.check(tx, [guild_id], self.clock())
         try:
-            check.admit(guild_id, expected, self.resets(now))
+            check.admit(guild_id, expected)
         except QuotaRefused as refused:
             return float(refused.params["resets"])
         return None

@@ -14,10 +14,10 @@ from contextlib import asynccontextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 
+from bot.config import masked_url
 from bot.errors import StartupError
 from bot.storage.database import MIGRATIONS, Database, Params, Transaction, migrations_in
 
@@ -55,12 +55,7 @@ def _args(order: tuple[str | int, ...], params: Params) -> list[Any]:
     return list(params)
 
 
-def shown(url: str) -> str:
-    """The URL with its password masked, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":********@", 1)
+
 
 
 class PostgresTransaction(Transaction):
@@ -126,7 +121,7 @@ class PostgresDatabase(Database):
             pool = await asyncpg.create_pool(url, min_size=1, max_size=size,
                                              command_timeout=60)
         except (OSError, asyncpg.PostgresError, ValueError) as exc:
-            raise StartupError(f"storage.database: cannot connect to {shown(url)} "
+            raise StartupError(f"storage.database: cannot connect to {masked_url(url)} "
                                f"({type(exc).__name__}: {exc})") from None
         assert pool is not None
         db = cls(pool, url)

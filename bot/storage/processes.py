@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.pacing import draw
 from bot.storage.database import Database, Transaction
 
 
@@ -26,18 +27,16 @@ class Processes:
         """Take a slot of `name` (`per_minute`, bursts of `burst`); returns the seconds to wait
         before using it (0: at once). Slots are promised in order across every process: a
         burst queues instead of exceeding the account's rate."""
-        rate = per_minute / 60.0
-
         async def take(tx: Transaction) -> float:
             now = self.clock()
             await tx.execute("INSERT INTO pacing (name, tokens, updated_at) VALUES (?, ?, ?)"
                              " ON CONFLICT (name) DO NOTHING", (name, burst, now))
             row = await tx.fetchone("SELECT tokens, updated_at FROM pacing WHERE name = ?"
                                     + tx.for_update, (name,))
-            tokens = min(burst, row["tokens"] + max(0.0, now - row["updated_at"]) * rate) - 1
+            tokens, wait = draw(row["tokens"], row["updated_at"], now, per_minute, burst)
             await tx.execute("UPDATE pacing SET tokens = ?, updated_at = ? WHERE name = ?",
                              (tokens, now, name))
-            return max(0.0, -tokens / rate)
+            return wait
 
         return await self.db.batch(take)
 

@@ -259,9 +259,8 @@ class QuotaEngine(ModeratorActions):
             try:
                 allowance, bonus = self._check(self._status(snap, request.role_ids, now),
                                                request.images)
-                if money is not None and self.budget is not None:
-                    money.admit(request.guild_id, request.expected_micros,
-                                self.budget.resets(now))
+                if money is not None:
+                    money.admit(request.guild_id, request.expected_micros)
             except QuotaRefused as refused:  # nothing is written for it
                 outcomes.append((future, refused))
                 continue

@@ -73,3 +73,14 @@ async def test_create_pacing_is_shared_by_every_process(database_location: str):
     finally:
         await first.close()
         await second.close()
+
+
+async def test_one_process_paces_in_memory_by_the_same_rule():
+    from bot.pacing import LocalPacer
+
+    clock = Clock(50.0)
+    pacer = LocalPacer(600, 60, clock)
+    waits = [await pacer.pace() for _ in range(62)]
+    assert waits == pytest.approx([0.0] * 60 + [0.1, 0.2])
+    clock.advance(1.2)  # 12 slots back: 2 owed, 10 free
+    assert [await pacer.pace() for _ in range(11)] == pytest.approx([0.0] * 10 + [0.1])
