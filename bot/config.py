@@ -18,8 +18,6 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -27,7 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from bot.config_base import Section, http_url
 from bot.config_errors import error_lines
+from bot.config_replicate import ReplicateSettings, UpscaleSettings
 from bot.errors import OptionError
 from bot.lora import check_lora_ref
 from bot.model import ASPECT_RATIOS
@@ -61,17 +61,6 @@ class ConfigError(Exception):
     def __init__(self, lines: list[str]) -> None:
         super().__init__("\n".join(lines))
         self.lines = lines
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-def _http_url(value: str, schemes: tuple[str, ...]) -> str:
-    if not re.fullmatch(r"[a-z]+://[^\s/?#]+(/[^\s?#]*)?", value) or \
-            value.split("://")[0] not in schemes:
-        raise ValueError(f"{json.dumps(value)} is not a {' or '.join(schemes)} URL")
-    return value.rstrip("/")
 
 
 class DiscordSettings(Section):
@@ -135,43 +124,12 @@ class DiscordSettings(Section):
     @field_validator("api_base")
     @classmethod
     def _api_base(cls, v: str) -> str:
-        return _http_url(v, ("https", "http"))
+        return http_url(v, ("https", "http"))
 
     @field_validator("gateway_url")
     @classmethod
     def _gateway(cls, v: str) -> str:
-        return _http_url(v, ("wss", "ws"))
-
-
-class ReplicateSettings(Section):
-    api_token: SecretStr = SecretStr("")
-    api_base: str = "https://api.replicate.com/v1"
-    model: str = "lucataco/flux-dev-lora"
-    version: str = "091495765fa5ef2725a175a57b276ec30dc9d39c22d30410f2ede68a3eab66b3"
-    wait_seconds: int = Field(60, ge=0, le=60)
-    timeout_seconds: int = Field(600, ge=5, le=86400)
-    max_concurrent: int = Field(8, ge=1, le=1000)
-    cost_per_second: float = Field(0.0014, ge=0)
-    creates_per_minute: int = Field(600, ge=0, le=100_000)
-
-    @field_validator("api_base")
-    @classmethod
-    def _api_base(cls, v: str) -> str:
-        return _http_url(v, ("https", "http"))
-
-    @field_validator("model")
-    @classmethod
-    def _model(cls, v: str) -> str:
-        if not re.fullmatch(r"[a-zA-Z0-9_.-]+/[a-zA-Z0-9_.-]+", v):
-            raise ValueError(f"{json.dumps(v)} is not of the form owner/name")
-        return v
-
-    @field_validator("version")
-    @classmethod
-    def _version(cls, v: str) -> str:
-        if not re.fullmatch(r"[0-9a-f]{64}", v):
-            raise ValueError(f"{json.dumps(v)} is not a 64-character hex version id")
-        return v
+        return http_url(v, ("wss", "ws"))
 
 
 class DefaultsSettings(Section):
@@ -284,6 +242,7 @@ class LoggingSettings(Section):
 class Config(Section):
     discord: DiscordSettings = DiscordSettings()
     replicate: ReplicateSettings = ReplicateSettings()
+    upscale: UpscaleSettings = UpscaleSettings()
     defaults: DefaultsSettings = DefaultsSettings()
     limits: LimitsSettings = LimitsSettings()
     quota: QuotaSettings = QuotaSettings()
@@ -303,6 +262,9 @@ class Config(Section):
         if self.defaults.num_outputs > self.limits.max_num_outputs:
             raise ValueError(f"defaults.num_outputs: {self.defaults.num_outputs} is above "
                              f"limits.max_num_outputs ({self.limits.max_num_outputs})")
+        if self.upscale.scale > self.upscale.max_scale:
+            raise ValueError(f"upscale.scale: {self.upscale.scale} is above "
+                             f"upscale.max_scale ({self.upscale.max_scale})")
         if self.defaults.steps > self.limits.max_steps:
             raise ValueError(f"defaults.steps: {self.defaults.steps} is above "
                              f"limits.max_steps ({self.limits.max_steps})")

@@ -29,13 +29,14 @@ from bot.pacing import LocalPacer
 from bot.replicate.client import ReplicateClient
 from bot.replicate.errors import AuthenticationError, NotFoundError, ReplicateError
 from bot.storage import Storage
+from bot.work import models
 
 log = logging.getLogger(__name__)
 
 # in order; `cogs.jobs` last, as it resumes the jobs a previous run left (every button and
 # command must be there first)
 EXTENSIONS: tuple[str, ...] = (
-    "cogs.core", "cogs.imagine", "cogs.buttons", "cogs.quota", "cogs.history",
+    "cogs.core", "cogs.imagine", "cogs.buttons", "cogs.upscale", "cogs.quota", "cogs.history",
     "cogs.settings", "cogs.loras", "cogs.mod", "cogs.help", "cogs.jobs",
 )
 
@@ -98,9 +99,8 @@ class Flux:
         self.replicate = ReplicateClient.from_settings(
             self.http_session, self.config.replicate, observer=self.metrics.replicate_request)
         self.runner = JobRunner(
-            self.storage, self.replicate, self.http_session,
-            cost_per_second=self.config.replicate.cost_per_second, metrics=self.metrics,
-            image_hosts=self.image_hosts(), pace=self.create_pacing())
+            self.storage, self.replicate, self.http_session, models=models(self.config),
+            metrics=self.metrics, image_hosts=self.image_hosts(), pace=self.create_pacing())
         await self.check_replicate_token()
         self._lag_watch = asyncio.create_task(self.metrics.watch_loop_lag())
         if self.config.http.listen:

@@ -1,5 +1,5 @@
-"""One generation without Discord: options in, images out. The CLI uses it as it is; the bot
-wraps it with quota, storage and messages."""
+"""One job's prediction without Discord, whatever its kind (`bot.work`): work in, images out.
+The CLI uses it as it is; the bot wraps it with quota, storage and messages."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from bot.model import GenerationOptions, to_api_input
 from bot.replicate.client import ReplicateClient, Update
 from bot.replicate.outputs import DEFAULT_MAX_BYTES, Outputs, download_outputs
 from bot.replicate.prediction import Prediction
+from bot.work import Model, Work
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,9 @@ def estimate_cost(prediction: Prediction, cost_per_second: float) -> float | Non
 
 async def generate(
     client: ReplicateClient,
-    options: GenerationOptions,
+    work: Work,
     *,
+    model: Model | None = None,
     cost_per_second: float = 0.0,
     max_bytes: int = DEFAULT_MAX_BYTES,
     on_created: Update | None = None,
@@ -46,25 +47,30 @@ async def generate(
     early: bool = False,
     clock: Callable[[], float] = time.monotonic,
 ) -> GenerationResult:
-    """Run `options` (already validated) and fetch the images. With `early`, the prediction
-    may still say `processing` (its outputs are all there): `finish_generation` confirms it
-    later, so images are not held back by one more poll."""
+    """Run `work` (already validated) on `model` (default: the client's, at
+    `cost_per_second`) and fetch the images. With `early`, the prediction may still say
+    `processing` (its outputs are all there): `finish_generation` confirms it later, so
+    images are not held back by one more poll."""
     started = clock()
-    prediction = await client.run(to_api_input(options), resume_id=resume_id,
+    if model is not None:
+        cost_per_second, max_bytes = model.cost_per_second, model.max_output_bytes
+    prediction = await client.run(work.api_input(), resume_id=resume_id,
                                   on_created=on_created, on_update=on_update,
-                                  until_outputs=early)
-    return await collect(client, options, prediction, started=started,
+                                  until_outputs=early,
+                                  version=model.ref if model is not None else None)
+    return await collect(client, work, prediction, started=started,
                          cost_per_second=cost_per_second, max_bytes=max_bytes, clock=clock)
 
 
-async def collect(client: ReplicateClient, options: GenerationOptions, prediction: Prediction,
+async def collect(client: ReplicateClient, work: Work, prediction: Prediction,
                   *, started: float, cost_per_second: float = 0.0,
                   max_bytes: int = DEFAULT_MAX_BYTES,
                   clock: Callable[[], float] = time.monotonic) -> GenerationResult:
     """Download the images of a prediction whose outputs are all there."""
-    outputs = await download_outputs(client, prediction, requested=options.num_outputs,
+    outputs = await download_outputs(client, prediction, requested=work.outputs,
                                      max_bytes=max_bytes)
-    seed = prediction.progress.seed if prediction.progress.seed is not None else options.seed
+    seed = prediction.progress.seed if prediction.progress.seed is not None else \
+        getattr(work, "seed", None)
     return GenerationResult(prediction, outputs, seed, clock() - started,
                             estimate_cost(prediction, cost_per_second))
 

@@ -5,6 +5,7 @@ number of pixels."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 # where Discord serves attachments; the bot fetches an input image from nowhere else
@@ -105,27 +106,39 @@ def to_data_uri(data: bytes, max_side: int = MAX_INPUT_SIDE) -> str:
     return f"data:{kind};base64,{base64.b64encode(data).decode()}"
 
 
-def fit(data: bytes, max_bytes: int) -> tuple[bytes, str]:
+@dataclass(frozen=True)
+class Fitted:
+    """An image made to fit an upload limit: as it was, or re-encoded (and how)."""
+
+    data: bytes
+    content_type: str
+    reencoded: bool = False
+    quality: int | None = None            # the WebP quality it was saved at
+    size: tuple[int, int] | None = None   # width × height once shrunk (None: full size)
+
+
+def fit(data: bytes, max_bytes: int) -> Fitted:
     """The image re-encoded (WebP, lower quality, then smaller) until it is at most
-    `max_bytes`; returned as is when it already fits. Returns (bytes, content type)."""
+    `max_bytes`; returned as is when it already fits."""
     import io
 
     from PIL import Image
 
     kind = sniff(data) or "application/octet-stream"
     if len(data) <= max_bytes:
-        return data, kind
+        return Fitted(data, kind)
     with _open_bounded(data) as original:
         image = original.convert("RGBA" if original.mode in ("RGBA", "LA", "P") else "RGB")
     scale = 1.0
     while True:
+        size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+        resized = image if scale == 1.0 else image.resize(size, Image.Resampling.LANCZOS)
         for quality in (90, 75, 60, 45):
             buffer = io.BytesIO()
-            size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
-            resized = image if scale == 1.0 else image.resize(size, Image.Resampling.LANCZOS)
             resized.save(buffer, "WEBP", quality=quality, method=4)
             if buffer.tell() <= max_bytes:
-                return buffer.getvalue(), "image/webp"
+                return Fitted(buffer.getvalue(), "image/webp", True, quality,
+                              None if scale == 1.0 else size)
         if scale < 0.05:
             raise ValueError("cannot fit the image")
         scale *= 0.7

@@ -15,8 +15,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.generations = Counter("fluxbot_generations", "Jobs ended, by outcome",
-                                   ["outcome"], registry=r)
+        self.generations = Counter("fluxbot_generations", "Jobs ended, by kind (imagine, "
+                                   "upscale) and outcome", ["kind", "outcome"], registry=r)
         self.images = Counter("fluxbot_images_delivered", "Images posted", registry=r)
         self.credits_spent = Counter("fluxbot_credits_spent", "Credits charged", registry=r)
         self.credits_refunded = Counter("fluxbot_credits_refunded", "Credits given back",
@@ -57,8 +57,9 @@ class Metrics:
             await asyncio.sleep(interval)
             self.loop_lag.observe(max(0.0, loop.time() - started - interval))
 
-    def job_ended(self, outcome: str, delivered: int, refunded: int) -> None:
-        self.generations.labels(outcome).inc()
+    def job_ended(self, kind: str, outcome: str, delivered: int, charged: int,
+                  refunded: int) -> None:
+        self.generations.labels(kind, outcome).inc()
         self.images.inc(delivered)
-        self.credits_spent.inc(delivered)
+        self.credits_spent.inc(charged)
         self.credits_refunded.inc(refunded)

@@ -7,8 +7,9 @@ Everything the bot sends is checked here first, so a value the model would refus
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from bot.errors import OptionError
 from bot.lora import check_lora_ref
@@ -29,6 +30,8 @@ ASPECT_RATIOS: dict[str, tuple[int, int]] = {
 }
 OUTPUT_FORMATS = ("webp", "jpg", "png")
 MAX_SEED = 2**32 - 1
+# before any history: a fixed start plus a time per step and image (flux-dev on Replicate)
+DEFAULT_START, DEFAULT_PER_STEP = 1.0, 0.12
 
 
 @dataclass(frozen=True)
@@ -80,11 +83,48 @@ class GenerationOptions:
     output_quality: int = 80
     disable_safety_checker: bool = False
 
+    kind: ClassVar[str] = "imagine"
+    unique_input: ClassVar[bool] = True  # its seed, chosen by the bot, tells it apart
+
     def with_changes(self, **changes: Any) -> GenerationOptions:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    # -- as a kind of job (bot.work.Work) ---------------------------------------------------
+
+    @property
+    def outputs(self) -> int:
+        return int(self.num_outputs)
+
+    @property
+    def input_image(self) -> str | None:
+        return self.image if self.image and self.image.startswith("http") else None
+
+    def api_input(self) -> dict[str, Any]:
+        return to_api_input(self)
+
+    def unique(self, rand: random.Random) -> GenerationOptions:
+        """With a seed of the bot's own choosing when the member gave none: no two jobs then
+        send the same input."""
+        return self if self.seed is not None else replace(self, seed=rand.randint(0, MAX_SEED))
+
+    def charge(self, posted: int) -> int:
+        return posted  # a credit per image posted
+
+    def shape(self) -> tuple[Any, ...]:
+        return (int(self.steps), int(self.num_outputs), str(self.aspect_ratio),
+                bool(self.image))
+
+    def work_units(self) -> float:
+        return float(self.steps * self.num_outputs)  # what a predict time grows with
+
+    def default_seconds(self) -> float:
+        return DEFAULT_START + DEFAULT_PER_STEP * self.work_units()
+
+    def check_size(self, width: int, height: int) -> None:
+        """The model scales any input image to 1440 px itself."""
 
 
 def check_number(name: str, value: Any, low: float, high: float, integer: bool) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.i18n import translate
+from bot.work import Work
 from cogs._ui import post_mod_log
 
 if TYPE_CHECKING:
@@ -17,9 +18,10 @@ log = logging.getLogger(__name__)
 _telling: set[asyncio.Task[None]] = set()
 
 
-async def expected_cost(bot: FluxBot, options: dict[str, Any]) -> int:
-    """Micro-dollars this job is expected to cost at the image model's price."""
-    return await bot.storage.budget.estimate(options, bot.config.replicate.cost_per_second)
+async def expected_cost(bot: FluxBot, work: Work) -> int:
+    """Micro-dollars this job is expected to cost at its model's price."""
+    assert bot.runner is not None
+    return await bot.storage.budget.estimate(work, bot.runner.models[work.kind].cost_per_second)
 
 
 def tell_budget(bot: FluxBot, guild_id: int, refused: str | None = None) -> None:

@@ -2,7 +2,8 @@
 
 While the interaction token lives (15 minutes) the job's message is edited through it; after
 that through the channel, and the images are posted as a new channel message that pings the
-requester (and nobody else)."""
+requester (and nobody else). An upscale's message is a reply the bot posted in the channel
+(`in_place`): it is edited there, images included, for as long as it takes."""
 
 from __future__ import annotations
 
@@ -18,10 +19,22 @@ import discord
 from bot.errors import UserError
 from bot.generation import GenerationResult
 from bot.i18n import translate as _t
-from bot.images import extension, fit
+from bot.images import Fitted, extension, fit
 from bot.jobs import JobState
 from bot.storage.history import Generation
-from cogs._ui import NO_PINGS, TRANSPORT, bar, job_embed, only, result_embed, shorten, shown
+from bot.work import UPSCALE
+from cogs._ui import (
+    NO_PINGS,
+    TRANSPORT,
+    bar,
+    job_embed,
+    only,
+    result_embed,
+    shorten,
+    shown,
+    upscale_embed,
+    upscale_line,
+)
 
 if TYPE_CHECKING:
     from bot.discord_bot import FluxBot
@@ -48,7 +61,8 @@ class DiscordReporter:
     def __init__(self, bot: FluxBot, *, job_id: int, user_id: int, channel_id: int,
                  message_id: int | None, locale: str, application_id: int | None = None,
                  token: str | None = None, token_at: float | None = None,
-                 upload_limit: int | None = None) -> None:
+                 upload_limit: int | None = None, kind: str = "imagine",
+                 in_place: bool = False) -> None:
         self.bot = bot
         self.job_id = job_id
         self.user_id = user_id
@@ -59,7 +73,10 @@ class DiscordReporter:
         self.token = token
         self.token_at = token_at
         self.upload_limit = upload_limit or DEFAULT_UPLOAD_LIMIT
+        self.kind = kind
+        self.in_place = in_place  # the message is the bot's own channel message
         self._generation: Generation | None = None
+        self._fitted: list[Fitted] = []  # how the posted files were made to fit
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -121,15 +138,20 @@ class DiscordReporter:
             job = await self._job()
             if job is None:
                 return
+            section = "upscale" if self.kind == UPSCALE else "imagine"
+            lines = [upscale_line(self.locale, job)] if self.kind == UPSCALE else []
             if state.stage == "queued":
-                title = _t("imagine.queued_title", self.locale, position=state.position)
-                description = shown(job.prompt, 1000)
+                title = _t(f"{section}.queued_title", self.locale, position=state.position)
             else:
-                title = _t(f"imagine.{state.stage}_title", self.locale)
+                title = _t(f"{section}.{state.stage}_title", self.locale)
                 p = state.progress
-                line = f"`{bar(p)}` {p.step}/{p.total} ({p.percent}%)" if p.total else bar(p)
-                description = (f"{shown(job.prompt, 900)}\n\n{line}\n" + _t(
-                    "imagine.elapsed", self.locale, seconds=f"{state.elapsed:.0f}"))
+                if p.total:
+                    lines.append(f"`{bar(p)}` {p.step}/{p.total} ({p.percent}%)")
+                elif self.kind != UPSCALE:  # the upscaler logs no steps
+                    lines.append(bar(p))
+                lines.append(_t("imagine.elapsed", self.locale,
+                                seconds=f"{state.elapsed:.0f}"))
+            description = shown(job.prompt, 900) + ("\n\n" + "\n".join(lines) if lines else "")
             embed = job_embed(self.locale, job.id, title=title,
                               colour=discord.Colour.blurple(), description=description)
             await self._edit(embed=embed, view=cancel_view(self.job_id, self.locale))
@@ -183,25 +205,42 @@ class DiscordReporter:
             return None
 
     async def _files(self, result: GenerationResult) -> list[tuple[str, bytes]]:
+        """The outputs as files that fit the upload limit together (re-encoded when not)."""
         outputs = result.outputs.files
         budget = int(self.upload_limit * 0.98) // max(1, len(outputs))
-        files = []
+        files, self._fitted = [], []
         for number, output in enumerate(outputs, start=1):
-            data, kind = output.data, output.content_type
-            if len(data) > budget:  # re-encoding takes CPU: not on the event loop
-                data, kind = await asyncio.to_thread(fit, data, budget)
-            files.append((f"flux-{self.job_id}-{number}.{extension(kind)}", data))
+            fitted = Fitted(output.data, output.content_type)
+            if len(output.data) > budget:  # re-encoding takes CPU: not on the event loop
+                fitted = await asyncio.to_thread(fit, output.data, budget)
+            self._fitted.append(fitted)
+            name = f"flux-{self.job_id}-{'upscaled' if self.kind == UPSCALE else number}"
+            files.append((f"{name}.{extension(fitted.content_type)}", fitted.data))
         return files
 
-    async def deliver(self, job: Generation, result: GenerationResult) -> int:
-        from cogs.buttons import result_view
+    def _result(self, job: Generation, result: GenerationResult
+                ) -> tuple[discord.Embed, discord.ui.View]:
+        """The finished job's embed and buttons: an image's (Reroll, Vary, Remix, Delete, the
+        U buttons), an upscale's (Delete)."""
+        from cogs.buttons import delete_view, result_view
 
-        files = await self._files(result)
+        fitted = next((f for f in self._fitted if f.reencoded), None)
+        limit = self.upload_limit
+        if job.kind == UPSCALE:
+            return (upscale_embed(self.locale, job, elapsed=result.elapsed, cost=result.cost,
+                                  fitted=fitted, limit=limit), delete_view(job.id, self.locale))
         embed = result_embed(self.locale, job, seed=result.seed, elapsed=result.elapsed,
-                             cost=result.cost, filtered=result.outputs.missing)
-        view = result_view(job.id, self.locale)
+                             cost=result.cost, filtered=result.outputs.missing, fitted=fitted,
+                             limit=limit)
+        upscale = self.bot.config.upscale
+        return embed, result_view(job.id, self.locale, images=len(result.outputs.files)
+                                  if upscale.enabled else 0)
+
+    async def deliver(self, job: Generation, result: GenerationResult) -> int:
+        files = await self._files(result)
+        embed, view = self._result(job, result)
         mention = f"<@{self.user_id}>"
-        if self.token_alive():
+        if self.token_alive() or self.in_place:
             try:
                 await self._edit(content=mention, embed=embed, files=files, view=view)
                 return len(files)
@@ -276,12 +315,9 @@ class DiscordReporter:
         return len(files)
 
     async def annotate(self, job: Generation, result: GenerationResult) -> None:
-        from cogs.buttons import result_view
-
-        embed = result_embed(self.locale, job, seed=result.seed, elapsed=result.elapsed,
-                             cost=result.cost, filtered=result.outputs.missing)
+        embed, view = self._result(job, result)
         try:  # the embed only: the attachments stay as posted
-            await self._edit(embed=embed, view=result_view(job.id, self.locale), retry=True)
+            await self._edit(embed=embed, view=view, retry=True)
         except (discord.HTTPException, NoMessage, *TRANSPORT) as exc:
             log.warning("job %d: cost not shown (%s)", self.job_id, _why(exc),
                         extra={"job": self.job_id})

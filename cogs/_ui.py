@@ -13,6 +13,7 @@ from discord import app_commands
 from bot.discord_tree import Refused
 from bot.errors import UserError
 from bot.i18n import catalogue, resolve, translate
+from bot.images import Fitted
 from bot.replicate.prediction import Progress
 
 if TYPE_CHECKING:
@@ -151,7 +152,8 @@ def job_embed(locale: str, job_id: int, *, title: str, colour: discord.Colour,
 
 
 def result_embed(locale: str, job: Generation, *, seed: int | None, elapsed: float,
-                 cost: float | None, filtered: int) -> discord.Embed:
+                 cost: float | None, filtered: int, fitted: Fitted | None = None,
+                 limit: int = 0) -> discord.Embed:
     options = job.options
     embed = discord.Embed(title=translate("imagine.done_title", locale),
                           colour=discord.Colour.green(),
@@ -171,8 +173,65 @@ def result_embed(locale: str, job: Generation, *, seed: int | None, elapsed: flo
     if filtered:
         embed.add_field(name=translate("imagine.filtered_title", locale),
                         value=translate("imagine.filtered", locale, count=filtered), inline=False)
+    _fitted_field(embed, locale, fitted, limit)
     embed.set_footer(text=translate("imagine.footer", locale, job=job.id))
     return embed
+
+
+def upscale_embed(locale: str, job: Generation, *, elapsed: float, cost: float | None,
+                  fitted: Fitted | None = None, limit: int = 0) -> discord.Embed:
+    """An upscale's result: what it was made from (the job, which image, its details), how
+    much larger, and whether it had to be re-encoded to be posted."""
+    options = job.options
+    details = options.get("details") or {}
+    scale = options.get("scale")
+    embed = discord.Embed(title=translate("imagine.done_title", locale),
+                          colour=discord.Colour.green(),
+                          description=shown(job.prompt, 1000))
+    embed.add_field(name=translate("upscale.field_what", locale),
+                    value=upscale_line(locale, job), inline=False)
+    width, height = (int(options.get("width") or 0) * int(scale or 1),
+                     int(options.get("height") or 0) * int(scale or 1))
+    if fitted is not None and fitted.size is not None:
+        width, height = fitted.size
+    if width and height:
+        embed.add_field(name=translate("upscale.field_size", locale), value=f"{width}×{height}")
+    if details.get("lora"):
+        embed.add_field(name=translate("imagine.field_lora", locale),
+                        value=shown(f"{details['lora']} × {details.get('lora_scale')}", 1000),
+                        inline=False)
+    if details.get("seed") is not None:
+        embed.add_field(name=translate("imagine.field_seed", locale), value=str(details["seed"]))
+    embed.add_field(name=translate("imagine.field_time", locale), value=f"{elapsed:.1f} s")
+    embed.add_field(name=translate("imagine.field_cost", locale),
+                    value=f"${cost:.4f}" if cost is not None else "—")
+    _fitted_field(embed, locale, fitted, limit)
+    embed.set_footer(text=translate("imagine.footer", locale, job=job.id))
+    return embed
+
+
+def upscale_line(locale: str, job: Generation) -> str:
+    """What an upscale is of: "2× · image 2 of #42" (and face enhancement when on)."""
+    options = job.options
+    what = translate("upscale.field_what_value", locale, scale=options.get("scale"),
+                     image=int(options.get("source_index", 0)) + 1,
+                     job=options.get("source_job") or "—")
+    if options.get("face_enhance"):
+        what += " · " + translate("upscale.face_enhance", locale)
+    return what
+
+
+def _fitted_field(embed: discord.Embed, locale: str, fitted: Fitted | None,
+                  limit: int) -> None:
+    """Say so when an image had to be re-encoded (or shrunk) to fit the upload limit."""
+    if fitted is None or not fitted.reencoded:
+        return
+    size = f"{limit / 2**20:.0f} MB"
+    text = translate("imagine.fitted", locale, quality=fitted.quality, limit=size) \
+        if fitted.size is None else translate("imagine.fitted_smaller", locale,
+                                              quality=fitted.quality, limit=size,
+                                              size=f"{fitted.size[0]}×{fitted.size[1]}")
+    embed.add_field(name=translate("imagine.fitted_title", locale), value=text, inline=False)
 
 
 def require_moderator(bot: FluxBot, interaction: discord.Interaction) -> None:

@@ -41,10 +41,22 @@ def cancel_view(job_id: int, locale: str) -> discord.ui.View:
     return view
 
 
-def result_view(job_id: int, locale: str) -> discord.ui.View:
+def result_view(job_id: int, locale: str, images: int = 0) -> discord.ui.View:
+    """A result's buttons; with `images`, a second row to upscale each (U1…U4)."""
+    from cogs.upscale import upscale_buttons
+
     view = discord.ui.View(timeout=None)
     for action in ("reroll", "vary", "remix", "delete"):
         view.add_item(_button(action, job_id, locale))
+    for button in upscale_buttons(job_id, images, locale):
+        view.add_item(button)
+    return view
+
+
+def delete_view(job_id: int, locale: str) -> discord.ui.View:
+    """An upscale's only button: its requester (or a moderator) may remove it."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(_button("delete", job_id, locale))
     return view
 
 

@@ -14,7 +14,7 @@ from cogs._ui import cmd, is_moderator, locale_of, quota_fields, reply, role_ids
 if TYPE_CHECKING:
     from bot.discord_bot import FluxBot
 
-MEMBER_COMMANDS = ("imagine", "quota", "history", "settings", "lora", "help")
+MEMBER_COMMANDS = ("imagine", "upscale", "quota", "history", "settings", "lora", "help")
 MOD_COMMANDS = ("lora_admin", "mod")
 
 
@@ -29,7 +29,8 @@ class Help(commands.Cog):
         embed = discord.Embed(title=translate("help.title", locale),
                               description=translate("help.about", locale),
                               colour=discord.Colour.blurple())
-        lines = [translate(f"help.cmd_{name}", locale) for name in MEMBER_COMMANDS]
+        lines = [translate(f"help.cmd_{name}", locale) for name in MEMBER_COMMANDS
+                 if name != "upscale" or self.bot.config.upscale.enabled]
         if is_moderator(self.bot, interaction):
             lines += [translate(f"help.cmd_{name}", locale) for name in MOD_COMMANDS]
         embed.add_field(name=translate("help.commands", locale), value="\n".join(lines),

@@ -203,7 +203,7 @@ class Imagine(commands.Cog):
                                     created_at=interaction.created_at.timestamp(),
                                     locale=locale,
                                     upload_limit=interaction.filesize_limit),
-            expected_micros=await expected_cost(self.bot, options.to_dict()))
+            expected_micros=await expected_cost(self.bot, options))
         try:
             reservation = await self.bot.storage.quota.reserve(request)
         except QuotaRefused as refused:

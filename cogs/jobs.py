@@ -14,8 +14,8 @@ from discord.ext import commands
 
 from bot.i18n import resolve
 from bot.jobs import CancelOutcome
-from bot.model import GenerationOptions
 from bot.storage.history import Generation, InFlightJob
+from bot.work import UPSCALE, Work, work_from
 from cogs._delivery import DiscordReporter
 
 if TYPE_CHECKING:
@@ -24,9 +24,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("cogs.jobs")
 
 
-def options_of(job: Generation) -> GenerationOptions:
-    fields = GenerationOptions.__dataclass_fields__
-    return GenerationOptions(**{k: v for k, v in job.options.items() if k in fields})
+def work_of(job: Generation) -> Work:
+    return work_from(job.kind, job.options)
 
 
 CANCEL_POLL = 1.0  # seconds between looks for cancels other processes ask of ours
@@ -52,13 +51,17 @@ class Jobs(commands.Cog):
             self._answering.cancel()
 
     def reporter_for(self, entry: InFlightJob) -> DiscordReporter:
-        """A reporter for a stored job: its message, through its token while that lives."""
+        """A reporter for a stored job: its message, through its token while that lives; an
+        upscale's message is a reply of its own in the channel, edited there."""
         job = entry.generation
+        own = job.kind == UPSCALE
         return DiscordReporter(
             self.bot, job_id=job.id, user_id=job.user_id, channel_id=job.channel_id,
             message_id=job.message_id, locale=resolve(entry.locale),
-            application_id=entry.application_id, token=entry.interaction_token,
-            token_at=entry.interaction_at, upload_limit=entry.upload_limit)
+            application_id=None if own else entry.application_id,
+            token=None if own else entry.interaction_token,
+            token_at=entry.interaction_at, upload_limit=entry.upload_limit,
+            kind=job.kind, in_place=own)
 
     async def resume(self) -> int:
         """Follow again the jobs a previous run left, posting each result once."""
@@ -67,7 +70,7 @@ class Jobs(commands.Cog):
 
         assert self.bot.runner is not None
         return await self.bot.runner.resume_all(
-            make, options_of, which=lambda entry: self.bot.owns(entry.generation.guild_id))
+            make, work_of, which=lambda entry: self.bot.owns(entry.generation.guild_id))
 
     async def cancel(self, job_id: int, guild_id: int, by: int = 0) -> CancelOutcome:
         """Cancel a job of this server: the running task stops it; a job with no task here
@@ -84,7 +87,7 @@ class Jobs(commands.Cog):
                       if e.generation.id == job_id), None)
         if entry is None:
             return CancelOutcome.NOT_RUNNING
-        await runner.cancel_stored(entry, self.reporter_for(entry), options_of(entry.generation))
+        await runner.cancel_stored(entry, self.reporter_for(entry), work_of(entry.generation))
         return CancelOutcome.CANCELED
 
 

@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from bot.errors import UserError
 from bot.i18n import translate as _t
+from bot.model import GenerationOptions
 from cogs._ui import cmd, is_moderator, locale_of, quota_fields, reply, require_guild, role_ids
 
 if TYPE_CHECKING:
@@ -35,7 +36,9 @@ class Quota(commands.Cog):
         embed = discord.Embed(title=_t("quota.title", locale, name=target.display_name),
                               colour=discord.Colour.blurple())
         quota_fields(locale, embed, status)
-        usual = {**self.bot.config.defaults.model_dump(), "num_outputs": 1}
+        defaults = self.bot.config.defaults
+        usual = GenerationOptions(prompt="", num_outputs=1, steps=defaults.steps,
+                                  aspect_ratio=defaults.aspect_ratio)
         lifts = await self.bot.storage.budget.blocking(  # the server's money, not the member's
             guild_id, usual, self.bot.config.replicate.cost_per_second)
         if lifts is not None:

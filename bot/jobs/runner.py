@@ -22,7 +22,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 import aiohttp
 
@@ -46,7 +46,6 @@ from bot.jobs.state import (
 from bot.jobs.steps import ReplicateSteps
 from bot.logs import current_job
 from bot.metrics import Metrics
-from bot.model import MAX_SEED, GenerationOptions
 from bot.replicate.client import ReplicateClient, ensure_succeeded, outputs_ready
 from bot.replicate.errors import (
     PredictionCanceled,
@@ -57,6 +56,7 @@ from bot.replicate.errors import (
 from bot.replicate.prediction import Prediction
 from bot.storage import Storage
 from bot.storage.history import Generation, InFlightJob
+from bot.work import IMAGINE, Model, Work
 
 log = logging.getLogger("bot.jobs")
 
@@ -65,10 +65,13 @@ STOP_GRACE = 25.0  # seconds a stop waits for held creates and deliveries (compo
 
 
 class JobRunner:
-    """Starts, follows, cancels and resumes jobs; every outcome settles the credits."""
+    """Starts, follows, cancels and resumes jobs of every kind (`bot.work`); every outcome
+    settles the credits. `models` gives each kind its model version and price (the image
+    model defaults to the client's, at `cost_per_second`)."""
 
     def __init__(self, storage: Storage, client: ReplicateClient,
                  session: aiohttp.ClientSession, *, cost_per_second: float = 0.0,
+                 models: Mapping[str, Model] | None = None,
                  edit_interval: float = EDIT_INTERVAL, metrics: Metrics | None = None,
                  image_hosts: Iterable[str] = (), grace: float = STOP_GRACE,
                  pace: Callable[[], Awaitable[float]] | None = None,
@@ -77,7 +80,7 @@ class JobRunner:
         self.storage = storage
         self.client = client
         self.session = session
-        self.cost_per_second = cost_per_second
+        self.models = {IMAGINE: Model(client.version_ref, cost_per_second), **(models or {})}
         self.edit_interval = edit_interval
         self.grace = grace
         self.pace = pace  # seconds to wait before the next create (the account's pacing)
@@ -92,13 +95,19 @@ class JobRunner:
         self.closing = False
         self._phase_changed = asyncio.Event()
         self.steps = ReplicateSteps(client, session, on_created=self._created,
-                                    image_hosts=image_hosts, clock=clock)
+                                    image_hosts=image_hosts, clock=clock,
+                                    taken=storage.history.known_predictions)
 
     # -- control ----------------------------------------------------------------------------
 
-    def start(self, job_id: int, options: GenerationOptions, reporter: Reporter, *,
+    def job(self, job_id: int, work: Work, reporter: Reporter,
+            resume: Resume | None = None) -> Job:
+        """A job of any kind, on its kind's model."""
+        return Job(job_id, work, self.models[work.kind], reporter, resume)
+
+    def start(self, job_id: int, work: Work, reporter: Reporter, *,
               resume: Resume | None = None) -> asyncio.Task[None]:
-        job = Job(job_id, options, reporter, resume)
+        job = self.job(job_id, work, reporter, resume)
         task = asyncio.create_task(self._run(job), name=f"job-{job_id}")
         self.jobs[job_id] = job
         self.tasks[job_id] = task
@@ -134,7 +143,7 @@ class JobRunner:
         return job.outcome
 
     async def cancel_stored(self, entry: InFlightJob, reporter: Reporter,
-                            options: GenerationOptions) -> CancelOutcome:
+                            work: Work) -> CancelOutcome:
         """Cancel a job in flight that has no task here: one canceled between its
         reservation and its start (refunded, and it will not start), or one whose prediction
         exists (followed again, so that the cancel ends it the usual way)."""
@@ -144,13 +153,13 @@ class JobRunner:
         if g.prediction_id is None and entry.create_sent_at is None:
             # settled only if its create has not left; should its task start after all, its
             # claim finds it settled and creates nothing
-            if await self._refund(Job(g.id, options, reporter), UserError("replicate.canceled"),
-                                  unless_claimed=True):
+            if await self._refund(self.job(g.id, work, reporter),
+                                  UserError("replicate.canceled"), unless_claimed=True):
                 return CancelOutcome.CANCELED
             if g.id in self.jobs:  # it started meanwhile: cancel it the usual way
                 return await self.cancel(g.id)
             return CancelOutcome.NOT_RUNNING
-        self.start(g.id, options, reporter, resume=Resume(g.prediction_id, entry.create_sent_at))
+        self.start(g.id, work, reporter, resume=Resume(g.prediction_id, entry.create_sent_at))
         return await self.cancel(g.id)
 
     async def shutdown(self, grace: float | None = None) -> None:
@@ -233,8 +242,9 @@ class JobRunner:
         if job.slot:
             job.slot = False
             self.queue.release()
-        return await collect(self.client, job.options, prediction, started=started,
-                             cost_per_second=self.cost_per_second, clock=self.clock)
+        return await collect(self.client, job.work, prediction, started=started,
+                             cost_per_second=job.model.cost_per_second,
+                             max_bytes=job.model.max_output_bytes, clock=self.clock)
 
     async def _prediction(self, job: Job, shown: Updates, started: float) -> Prediction:
         """The job's prediction: followed again, found again, or created now."""
@@ -265,20 +275,20 @@ class JobRunner:
             await self._created(job, found)
             return found
         shown.show(JobState(job.id, "starting"))
-        if job.options.image and job.options.image.startswith("http"):
-            await self.steps.unless_canceled(job, self.steps.check_image(job.options.image))
+        if job.work.input_image:  # the model fetches it: it must be an image it can take
+            size = await self.steps.unless_canceled(
+                job, self.steps.check_image(job.work.input_image))
+            job.work.check_size(*size)
         if self.pace is not None:  # the account's rate, shared by every process
             wait = await self.steps.unless_canceled(job, self.pace())
             if wait > 0:
                 await self.steps.unless_canceled(job, asyncio.sleep(wait))
-        options = job.options
-        if options.seed is None:  # ours, so that the input tells this job from any other
-            options = options.with_changes(seed=self.rand.randint(0, MAX_SEED))
-        sent_at = await self.storage.history.claim(job.id, options.to_dict())
+        work = job.work.unique(self.rand)  # an input that tells this job from any other
+        sent_at = await self.storage.history.claim(job.id, work.to_dict())
         if sent_at is None:  # settled meanwhile (a moderator's cancel): say so, create nothing
             await self._tell_canceled(job)
             raise Settled
-        job.options, job.create_sent_at = options, sent_at
+        job.work, job.create_sent_at = work, sent_at
         if job.cancel_asked.is_set():
             raise Canceled
         self._phase(job, CREATING)
@@ -324,7 +334,8 @@ class JobRunner:
             return
         if not result.prediction.terminal:  # posted on its outputs: now its end, and cost
             try:
-                result = await finish_generation(self.client, result, self.cost_per_second)
+                result = await finish_generation(self.client, result,
+                                                 job.model.cost_per_second)
                 await job.reporter.annotate(record, result)
             except Exception as error:  # the images are out; only the figures are lost
                 log.warning("job %d: no final figures (%s)", job.id,
@@ -334,17 +345,18 @@ class JobRunner:
 
     async def _commit(self, job: Job, posted: int, result: GenerationResult | None = None
                       ) -> None:
+        charge = job.work.charge(posted)
         settled = await self.storage.quota.commit(
             job.id, posted, seed=result.seed if result else None,
             predict_time=result.predict_time if result else None,
-            cost=result.cost if result else None)
+            cost=result.cost if result else None, charge=charge)
         if job.cancel_asked.is_set():
             job.outcome = CancelOutcome.DELIVERED
         if settled and self.metrics is not None:
-            requested = job.options.num_outputs
-            self.metrics.job_ended("succeeded", posted, max(0, requested - posted))
-        log.info("job %d delivered %d of %d images", job.id, posted, job.options.num_outputs,
-                 extra={"job": job.id})
+            self.metrics.job_ended(job.work.kind, "succeeded", posted, charge,
+                                   max(0, job.work.charge(job.work.outputs) - charge))
+        log.info("job %d (%s) delivered %d of %d images", job.id, job.work.kind, posted,
+                 job.work.outputs, extra={"job": job.id})
 
     async def _fail(self, job: Job, error: UserError) -> None:
         """The job ends without images: its prediction must not run on unseen, and every
@@ -365,7 +377,7 @@ class JobRunner:
         if isinstance(error, PredictionError) and predict_time is None:
             # a prediction that ran and failed is billed too: count it in the estimates
             predict_time = error.prediction.predict_time
-            cost = estimate_cost(error.prediction, self.cost_per_second)
+            cost = estimate_cost(error.prediction, job.model.cost_per_second)
         if isinstance(error, ReplicateError):
             log.warning("job %d %s: %s", job.id, status, error.describe(), extra={"job": job.id})
         record = await self.storage.history.get(job.id)
@@ -374,8 +386,8 @@ class JobRunner:
                                                   unless_claimed=unless_claimed)
         if record is not None and settled:
             if self.metrics is not None:
-                self.metrics.job_ended(status, 0, record.images_requested)
-            await job.reporter.fail(record, error, record.images_requested)
+                self.metrics.job_ended(job.work.kind, status, 0, 0, record.credits_reserved)
+            await job.reporter.fail(record, error, record.credits_reserved)
         return settled
 
     async def _tell_canceled(self, job: Job) -> None:
@@ -384,12 +396,12 @@ class JobRunner:
         record = await self.storage.history.get(job.id)
         if record is not None:
             await job.reporter.fail(record, UserError("replicate.canceled"),
-                                    record.images_requested)
+                                    record.credits_reserved)
 
     # -- after a restart --------------------------------------------------------------------
 
     async def resume_all(self, make: Callable[[InFlightJob], Awaitable[Reporter]],
-                         options_of: Callable[[Generation], GenerationOptions],
+                         work_of: Callable[[Generation], Work],
                          which: Callable[[InFlightJob], bool] = lambda _: True) -> int:
         """Pick up the jobs a previous run left. Those whose prediction exists, or whose create
         had left, are followed again; the others never reached Replicate, so they are refunded
@@ -401,10 +413,10 @@ class JobRunner:
                 continue
             reporter = await make(entry)
             if g.prediction_id is None and entry.create_sent_at is None:
-                job = Job(g.id, options_of(g), reporter)
-                await self._refund(job, UserError("imagine.restart_refund"))
+                await self._refund(self.job(g.id, work_of(g), reporter),
+                                   UserError("imagine.restart_refund"))
                 continue
-            self.start(g.id, options_of(g), reporter, resume=Resume(
+            self.start(g.id, work_of(g), reporter, resume=Resume(
                 prediction_id=g.prediction_id, create_sent_at=entry.create_sent_at))
             resumed += 1
         return resumed

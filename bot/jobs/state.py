@@ -10,9 +10,9 @@ from typing import Protocol
 
 from bot.errors import UserError
 from bot.generation import GenerationResult
-from bot.model import GenerationOptions
 from bot.replicate.prediction import Prediction, Progress
 from bot.storage.history import Generation
+from bot.work import Model, Work
 
 QUEUED, CREATING, RUNNING, DELIVERING = "queued", "creating", "running", "delivering"
 
@@ -81,7 +81,8 @@ class Settled(Exception):
 @dataclass(eq=False)
 class Job:
     id: int
-    options: GenerationOptions
+    work: Work        # what it asks of Replicate (bot.work: an image, an upscale)
+    model: Model      # the model version it runs on, and its price
     reporter: Reporter
     resume: Resume | None = None
     phase: str = QUEUED

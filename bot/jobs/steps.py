@@ -12,9 +12,8 @@ from typing import Any, TypeVar
 import aiohttp
 
 from bot.errors import OptionError, UserError
-from bot.images import fetchable, sniff
+from bot.images import dimensions, fetchable, sniff
 from bot.jobs.state import Canceled, CancelOutcome, Job, Left
-from bot.model import to_api_input
 from bot.replicate.client import ReplicateClient, outputs_ready, read_capped
 from bot.replicate.errors import (
     AnswerTooLarge,
@@ -37,12 +36,14 @@ class ReplicateSteps:
 
     def __init__(self, client: ReplicateClient, session: aiohttp.ClientSession, *,
                  on_created: Callable[[Job, Prediction], Awaitable[None]],
-                 image_hosts: Iterable[str] = (), clock: Callable[[], float]) -> None:
+                 image_hosts: Iterable[str] = (), clock: Callable[[], float],
+                 taken: Callable[[float], Awaitable[set[str]]] | None = None) -> None:
         self.client = client
         self.session = session
         self.clock = clock
         self.on_created = on_created
         self.image_hosts = tuple(image_hosts)
+        self.taken = taken  # the prediction ids jobs created since then already own
 
     async def unless_canceled(self, job: Job, work: Awaitable[T], *, keep: bool = False) -> T:
         """`work`'s result, unless a cancel is asked first: then stop it (or, with `keep`,
@@ -66,7 +67,8 @@ class ReplicateSteps:
         raise Canceled
 
     async def create(self, job: Job) -> Prediction:
-        create = asyncio.ensure_future(self.client.create(to_api_input(job.options)))
+        create = asyncio.ensure_future(self.client.create(job.work.api_input(),
+                                                          version=job.model.ref))
         create.add_done_callback(consume)
         try:
             return await self.unless_canceled(job, create, keep=True)
@@ -89,7 +91,12 @@ class ReplicateSteps:
 
     async def find(self, job: Job) -> Prediction | None:
         assert job.create_sent_at is not None
-        return await find_created(self.client, to_api_input(job.options), job.create_sent_at)
+        taken: set[str] = set()
+        if not job.work.unique_input and self.taken is not None:  # alike jobs: one each
+            taken = await self.taken(job.create_sent_at - 3600)
+        return await find_created(self.client, job.work.api_input(), job.create_sent_at,
+                                  version=job.model.ref, match_image=not job.work.unique_input,
+                                  taken=taken)
 
     async def end_at_replicate(self, job: Job, create: asyncio.Future[Prediction] | None
                                 ) -> Prediction:
@@ -153,9 +160,9 @@ class ReplicateSteps:
             await self.client.sleep(delay)
             delay = min(delay * 2, 10.0)
 
-    async def check_image(self, url: str) -> None:
+    async def check_image(self, url: str) -> tuple[int, int]:
         """The model fetches the image itself; make sure it is one first, reading at most
-        `MAX_INPUT_IMAGE` bytes, and only from Discord's own hosts."""
+        `MAX_INPUT_IMAGE` bytes, and only from Discord's own hosts. Returns its size."""
         if not fetchable(url, self.image_hosts):
             raise OptionError("check.image_host")
         try:
@@ -169,8 +176,10 @@ class ReplicateSteps:
                               limit=MAX_INPUT_IMAGE // 2**20) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise OptionError("check.image_unreadable") from exc
-        if sniff(data) is None:
+        size = dimensions(data) if sniff(data) is not None else None
+        if size is None:
             raise OptionError("check.image_not_image")
+        return size
 
 
 def found(lookup: asyncio.Future[Prediction | None]) -> bool:

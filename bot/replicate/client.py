@@ -227,8 +227,10 @@ class ReplicateClient:
 
     # -- the API ----------------------------------------------------------------------------
 
-    async def create(self, input: dict[str, Any], *, wait: int | None = None) -> Prediction:
-        """POST /predictions with `Prefer: wait=N`; the answer may already be finished."""
+    async def create(self, input: dict[str, Any], *, wait: int | None = None,
+                     version: str | None = None) -> Prediction:
+        """POST /predictions with `Prefer: wait=N`; the answer may already be finished.
+        `version` (`owner/name:id`) is another model's, such as the upscaler's."""
         if self.stopping:
             raise Stopping("the bot is stopping")
         wait = self.wait_seconds if wait is None else wait
@@ -238,7 +240,7 @@ class ReplicateClient:
             headers["Prefer"] = f"wait={wait}"
         return await self._json(
             "POST", "predictions", idempotent=False, headers=headers,
-            json_body={"version": self.version_ref, "input": input},
+            json_body={"version": version or self.version_ref, "input": input},
             seconds=wait + self.request_timeout,
         )
 
@@ -256,10 +258,12 @@ class ReplicateClient:
                                headers=self.auth_headers())
         return data if isinstance(data, dict) else {}
 
-    async def version_info(self) -> dict[str, Any]:
-        """`GET /models/{owner}/{name}/versions/{id}`: the configured version exists."""
-        data = await self.send("GET", self.url("models", *self.model.split("/"), "versions",
-                                                self.version),
+    async def version_info(self, ref: str | None = None) -> dict[str, Any]:
+        """`GET /models/{owner}/{name}/versions/{id}`: the configured version (or `ref`,
+        `owner/name:id`) exists."""
+        model, _, version = (ref or self.version_ref).partition(":")
+        data = await self.send("GET", self.url("models", *model.split("/"), "versions",
+                                                version),
                                idempotent=True, headers=self.auth_headers())
         return data if isinstance(data, dict) else {}
 
@@ -321,8 +325,10 @@ class ReplicateClient:
         on_created: Update | None = None,
         on_update: Update | None = None,
         until_outputs: bool = False,
+        version: str | None = None,
     ) -> Prediction:
-        """Create a prediction (or pick up `resume_id`) and follow it to a successful end.
+        """Create a prediction (of `version`, default the configured model's; or pick up
+        `resume_id`) and follow it to a successful end.
 
         With `until_outputs`, return as soon as every output is there, which `Prefer: wait`
         reports while the status still says `processing` (follow it to its end with `finish`
@@ -335,7 +341,7 @@ class ReplicateClient:
             if resume_id is not None:
                 prediction = await self.get(resume_id, deadline=deadline)
             else:
-                prediction = await self._create_or_orphan(input or {})
+                prediction = await self._create_or_orphan(input or {}, version)
                 await _call(on_created, prediction)
             await _call(on_update, prediction)
             try:
@@ -352,11 +358,12 @@ class ReplicateClient:
         deadline = self.clock() + self.timeout_seconds
         return ensure_succeeded(await self.follow(prediction, deadline=deadline))
 
-    async def _create_or_orphan(self, input: dict[str, Any]) -> Prediction:
+    async def _create_or_orphan(self, input: dict[str, Any], version: str | None = None
+                                ) -> Prediction:
         """Create; if we are canceled while `Prefer: wait` holds the request, the prediction
         exists but we do not know its id yet: let the request finish in the background and
         cancel the prediction then, so nothing keeps running (and billing) unseen."""
-        create = asyncio.ensure_future(self.create(input))
+        create = asyncio.ensure_future(self.create(input, version=version))
         try:
             return await asyncio.shield(create)
         except asyncio.CancelledError:

@@ -5,7 +5,7 @@ on the time the create left."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -44,17 +44,23 @@ async def list_predictions(client: ReplicateClient, created_after: float,
         query = urlsplit(following).query
 
 
-async def find_created(client: ReplicateClient, input: dict[str, Any], sent_at: float
-                       ) -> Prediction | None:
+async def find_created(client: ReplicateClient, input: dict[str, Any], sent_at: float, *,
+                       version: str | None = None, match_image: bool = False,
+                       taken: Collection[str] = ()) -> Prediction | None:
     """The prediction made by a create of `input` sent at `sent_at` (Unix seconds) whose
     answer never came back (a crash, a reset, a cancel while `Prefer: wait` held it).
-    Matched on the version and every input value but the image (the bot sends a seed
-    of its own choosing, so two jobs never share an input)."""
+    Matched on the version (`owner/name:id`, default the client's) and every input value but
+    the image, which Replicate may have replaced by a file of its own: the bot sends a seed of
+    its own choosing, so two jobs never share an input. A kind of job without a seed (an
+    upscale) matches the image too (`match_image`, unless it was a `data:` URI) and skips the
+    predictions other jobs own (`taken`): two alike upscales then get one prediction each."""
+    ref = version or client.version_ref
     held = client.wait_seconds + client.request_timeout
-    wanted = {k: v for k, v in input.items() if k != "image"}
+    matched_image = match_image and not str(input.get("image", "")).startswith("data:")
+    wanted = {k: v for k, v in input.items() if k != "image" or matched_image}
     async for prediction in list_predictions(client, sent_at - CLOCK_SKEW,
                                              sent_at + held + CLOCK_SKEW):
-        if prediction.version not in (client.version, client.version_ref):
+        if prediction.version not in (ref.partition(":")[2], ref) or prediction.id in taken:
             continue
         if all(prediction.input.get(k) == v for k, v in wanted.items()):
             return prediction

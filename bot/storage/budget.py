@@ -6,7 +6,8 @@ its expected cost in the same transaction as its credits (`QuotaEngine.reserve` 
 `BudgetCheck`), so that a burst cannot overspend; when it ends, the reservation is released and
 what Replicate billed is recorded (`settle_rows`). The expected cost comes from the predict
 times of recent similar jobs (steps, images, aspect ratio, image-to-image), or a default before
-there is any.
+there is any. Each kind of job (an image, an upscale) is estimated from its own history,
+at its own model's price.
 """
 
 from __future__ import annotations
@@ -25,11 +26,10 @@ from bot.periods import Window, window
 from bot.storage.audit import audit
 from bot.storage.database import Database, Transaction
 from bot.storage.quota_types import QuotaRefused
+from bot.work import Work, work_from
 
 MICROS = 1_000_000
 BUDGET_LOCK = 2  # the whole bot's daily cap: one lock every reservation takes (PostgreSQL)
-# before any history: a fixed start plus a time per step and image (flux-dev on Replicate)
-DEFAULT_START, DEFAULT_PER_STEP = 1.0, 0.12
 RECENT = 200  # finished jobs the estimates look at
 SIMILAR = 20  # of which at most this many of the same shape
 REFRESH = 60.0  # seconds an estimate's history is kept
@@ -41,12 +41,6 @@ def to_micros(usd: float) -> int:
 
 def to_usd(micros: int) -> float:
     return micros / MICROS
-
-
-def shape_of(options: dict[str, Any]) -> tuple[int, int, str, bool]:
-    """What makes two jobs cost alike."""
-    return (int(options.get("steps") or 28), int(options.get("num_outputs") or 1),
-            str(options.get("aspect_ratio") or "1:1"), bool(options.get("image")))
 
 
 @dataclass(frozen=True)
@@ -98,35 +92,43 @@ class Budget:
         self.settings = settings
         self.tz = ZoneInfo(tz)
         self.clock = clock
-        self._recent: list[tuple[tuple[int, int, str, bool], float]] = []
+        # (kind, shape, work units, predict time) of recent finished jobs, newest first
+        self._recent: list[tuple[str, tuple[Any, ...], float, float]] = []
         self._recent_at = -REFRESH
 
     # -- estimates --------------------------------------------------------------------------
 
-    async def estimate(self, options: dict[str, Any], cost_per_second: float) -> int:
-        """The expected cost of a job with `options`, in micros (0 when there is no price)."""
+    async def estimate(self, work: Work, cost_per_second: float) -> int:
+        """The expected cost of `work` at its model's price, in micros (0: no price)."""
         if cost_per_second <= 0:
             return 0
-        return to_micros(await self.expected_seconds(options) * cost_per_second)
+        return to_micros(await self.expected_seconds(work) * cost_per_second)
 
-    async def expected_seconds(self, options: dict[str, Any]) -> float:
+    async def expected_seconds(self, work: Work) -> float:
+        """The median predict time of recent jobs of the same kind and shape; else their
+        time per unit of work scaled to this one; else the kind's own default."""
         now = self.clock()
         if now - self._recent_at >= REFRESH:
             rows = await self.db.fetchall(
-                "SELECT options, predict_time FROM generations WHERE predict_time IS NOT NULL"
-                f" ORDER BY id DESC LIMIT {RECENT}")
-            self._recent = [(shape_of(json.loads(r["options"])), float(r["predict_time"]))
-                            for r in rows]
+                "SELECT kind, options, predict_time FROM generations"
+                f" WHERE predict_time IS NOT NULL ORDER BY id DESC LIMIT {RECENT}")
+            self._recent = []
+            for r in rows:
+                try:
+                    done = work_from(r["kind"], json.loads(r["options"]))
+                    self._recent.append((r["kind"], done.shape(), done.work_units(),
+                                         float(r["predict_time"])))
+                except (TypeError, ValueError):  # a row of a kind this version does not know
+                    continue
             self._recent_at = now
-        shape = shape_of(options)
-        same = [seconds for s, seconds in self._recent if s == shape][:SIMILAR]
+        kind, shape = work.kind, work.shape()
+        same = [t for k, s, _, t in self._recent if k == kind and s == shape][:SIMILAR]
         if same:
             return statistics.median(same)
-        work = shape[0] * shape[1]  # steps x images: what a predict time grows with
-        rates = [seconds / (s[0] * s[1]) for s, seconds in self._recent[:SIMILAR]]
+        rates = [t / units for k, _, units, t in self._recent if k == kind and units > 0]
         if rates:
-            return statistics.median(rates) * work
-        return DEFAULT_START + DEFAULT_PER_STEP * work
+            return statistics.median(rates[:SIMILAR]) * work.work_units()
+        return work.default_seconds()
 
     # -- inside a reservation ---------------------------------------------------------------
 
@@ -206,15 +208,15 @@ class Budget:
             overridden=own is not None, month=month, bot_today=to_usd(int(today["used"])),
             bot_daily_cap=cap or None, mode=self.settings.mode)
 
-    async def blocking(self, guild_id: int, options: dict[str, Any],
-                       cost_per_second: float) -> float | None:
+    async def blocking(self, guild_id: int, work: Work, cost_per_second: float
+                       ) -> float | None:
         """When the server's budget (or the bot's daily cap) is what stops a job like this:
         the instant it lifts; None when it does not stop it."""
         if self.settings.mode != "block" or not (
                 self.settings.monthly_usd or self.settings.daily_usd_total or
                 await self.own_limit(guild_id)):
             return None
-        expected = await self.estimate(options, cost_per_second)
+        expected = await self.estimate(work, cost_per_second)
         async with self.db.transaction() as tx:
             check = await self.check(tx, [guild_id], self.clock())
         try:

@@ -35,6 +35,12 @@ class Generation:
     finished_at: float | None
     predict_time: float | None
     cost: float | None
+    kind: str = "imagine"        # bot.work: imagine | upscale
+    credits: int | None = None   # reserved; None in rows older than kinds: one per image
+
+    @property
+    def credits_reserved(self) -> int:
+        return self.images_requested if self.credits is None else self.credits
 
     @classmethod
     def from_row(cls, row: Any) -> Generation:
@@ -124,6 +130,13 @@ class History:
                              " WHERE generation_id = ?", (now, job_id))
 
         await self.db.batch(mark)
+
+    async def known_predictions(self, since: float) -> set[str]:
+        """The predictions jobs created since `since` own: a lookup for a job whose input is
+        not unique (an upscale) skips them."""
+        rows = await self.db.fetchall("SELECT prediction_id FROM generations WHERE"
+                                      " prediction_id IS NOT NULL AND created_at >= ?", (since,))
+        return {r["prediction_id"] for r in rows}
 
     async def set_message(self, job_id: int, message_id: int) -> None:
         async def write(tx: Transaction) -> None:

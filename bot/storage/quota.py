@@ -258,7 +258,7 @@ class QuotaEngine(ModeratorActions):
             _add_unwritten(snap, request, decided)
             try:
                 allowance, bonus = self._check(self._status(snap, request.role_ids, now),
-                                               request.images)
+                                               request.wanted)
                 if money is not None:
                     money.admit(request.guild_id, request.expected_micros)
             except QuotaRefused as refused:  # nothing is written for it
@@ -271,15 +271,17 @@ class QuotaEngine(ModeratorActions):
         ids = await tx.next_ids("generations", len(decided))
         accepted = [(r, job_id, a, b, now) for (r, a, b, now), job_id in zip(decided, ids,
                                                                               strict=True)]
-        outcomes = [(future, Reservation(ids[o], decided[o][0].images, decided[o][1],
+        outcomes = [(future, Reservation(ids[o], decided[o][0].wanted, decided[o][1],
                                          decided[o][2]) if isinstance(o, int) else o)
                     for future, o in outcomes]
         await tx.insert_rows(
             "generations", ("id", "guild_id", "channel_id", "user_id", "prompt", "options",
-                            "lora", "lora_scale", "parent_id", "images_requested", "created_at"),
+                            "lora", "lora_scale", "parent_id", "images_requested", "created_at",
+                            "kind", "credits"),
             [(job_id, r.guild_id, r.channel_id, r.user_id, r.prompt,
               json.dumps(r.options, ensure_ascii=False, sort_keys=True), r.lora, r.lora_scale,
-              r.parent_id, r.images, now) for r, job_id, _, _, now in accepted])
+              r.parent_id, r.images, now, r.kind, r.wanted)
+             for r, job_id, _, _, now in accepted])
         await tx.insert_rows(
             "jobs", ("generation_id", "guild_id", "user_id", "application_id",
                      "interaction_token", "interaction_at", "locale", "upload_limit",
@@ -300,36 +302,41 @@ class QuotaEngine(ModeratorActions):
     # -- settling ---------------------------------------------------------------------------
 
     async def _settle(self, job_id: int, delivered: int, status: str,
-                      fields: dict[str, Any], unless_claimed: bool = False) -> bool:
+                      fields: dict[str, Any], unless_claimed: bool = False,
+                      charge: int | None = None) -> bool:
         """Settle in a transaction shared with the other writes of the moment (group
         commit): a burst of jobs ending together costs a few transactions, not one each."""
         async def settle(tx: Transaction) -> bool:
             return await self._settle_in(tx, job_id, delivered, status, fields,
-                                         unless_claimed)
+                                         unless_claimed, charge)
 
         return await self.db.batch(settle)
 
     async def _settle_in(self, tx: Transaction, job_id: int, delivered: int, status: str,
-                         fields: dict[str, Any], unless_claimed: bool) -> bool:
+                         fields: dict[str, Any], unless_claimed: bool,
+                         charge: int | None = None) -> bool:
         now = self.clock()
         # the job's row, locked: a second process settling it (or claiming it) waits
-        job = await tx.fetchone("SELECT create_sent_at FROM jobs WHERE generation_id = ?"
-                                + tx.for_update, (job_id,))
-        if unless_claimed and (job is None or job[0] is not None):
+        job = await tx.fetchone("SELECT create_sent_at, guild_id, user_id FROM jobs"
+                                " WHERE generation_id = ?" + tx.for_update, (job_id,))
+        if job is None:
+            return False  # settled already (its row is gone), or unknown
+        if unless_claimed and job["create_sent_at"] is not None:
             return False  # its create has left (see History.claim): not to be refunded so
         rows = await tx.fetchall(
-            "SELECT kind, source, credits, guild_id, user_id, period_at FROM ledger"
+            "SELECT kind, source, credits, period_at FROM ledger"
             " WHERE job_id = ? AND kind IN ('reserve', 'commit', 'refund')", (job_id,))
         if any(r["kind"] != "reserve" for r in rows):
             return False  # settled already
-        reserved = {r["source"]: r["credits"] for r in rows}
-        if not reserved:
-            return False  # unknown job
-        first = rows[0]
-        delivered = max(0, min(delivered, sum(reserved.values())))
+        reserved = {r["source"]: r["credits"] for r in rows}  # empty: a job that costs 0
+        guild_id, user_id = job["guild_id"], job["user_id"]
+        period_at = rows[0]["period_at"] if rows else (await tx.fetchone(
+            "SELECT created_at FROM generations WHERE id = ?", (job_id,)))["created_at"]
+        delivered = max(0, delivered)
+        kept = max(0, min(delivered if charge is None else charge, sum(reserved.values())))
         # spend the allowance first, give bonus credits back first
-        keep = {"allowance": min(delivered, reserved.get("allowance", 0))}
-        keep["bonus"] = min(delivered - keep["allowance"], reserved.get("bonus", 0))
+        keep = {"allowance": min(kept, reserved.get("allowance", 0))}
+        keep["bonus"] = min(kept - keep["allowance"], reserved.get("bonus", 0))
         movements = []
         for source, n in reserved.items():
             back = n - keep[source]
@@ -340,13 +347,13 @@ class QuotaEngine(ModeratorActions):
         await tx.executemany(
             "INSERT INTO ledger (guild_id, user_id, job_id, kind, source, credits, amount,"
             " period_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(first["guild_id"], first["user_id"], job_id, kind, source, credits, amount,
-              first["period_at"], now) for kind, source, credits, amount in movements])
+            [(guild_id, user_id, job_id, kind, source, credits, amount, period_at, now)
+             for kind, source, credits, amount in movements])
         reserve = await tx.fetchone("SELECT micros FROM spend WHERE job_id = ? AND"
                                     " kind = 'reserve'", (job_id,))
         await tx.insert_rows("spend", SPEND_COLUMNS, spend_rows(
-            first["guild_id"], first["user_id"], job_id, reserve["micros"] if reserve else None,
-            fields.get("cost"), first["period_at"], now))
+            guild_id, user_id, job_id, reserve["micros"] if reserve else None,
+            fields.get("cost"), period_at, now))
         assignments = {"status": status, "images_delivered": delivered,
                        "finished_at": now, **fields}
         columns = ", ".join(f"{name} = :{name}" for name in assignments)
@@ -358,13 +365,14 @@ class QuotaEngine(ModeratorActions):
 
     async def commit(self, job_id: int, delivered: int, *, seed: int | None = None,
                      predict_time: float | None = None, cost: float | None = None,
-                     message_id: int | None = None) -> bool:
-        """The job succeeded with `delivered` images: charge those, refund the rest. Returns
-        False when the job was settled already (nothing changes)."""
+                     message_id: int | None = None, charge: int | None = None) -> bool:
+        """The job succeeded with `delivered` images: charge those (or `charge` credits,
+        for a job whose price is not one per image), refund the rest. Returns False when the
+        job was settled already (nothing changes)."""
         fields: dict[str, Any] = {"seed": seed, "predict_time": predict_time, "cost": cost}
         if message_id is not None:
             fields["message_id"] = message_id
-        return await self._settle(job_id, delivered, "succeeded", fields)
+        return await self._settle(job_id, delivered, "succeeded", fields, charge=charge)
 
     async def refund(self, job_id: int, *, status: str = "failed", error: str | None = None,
                      predict_time: float | None = None, cost: float | None = None,
@@ -396,7 +404,7 @@ def _add_unwritten(snap: dict[str, Any], request: JobRequest,
         if other.guild_id != request.guild_id:
             continue
         if at >= windows["daily"].start:
-            snap["guild_today"] += other.images
+            snap["guild_today"] += other.wanted
         if other.user_id != request.user_id:
             continue
         for period in ("daily", "weekly", "monthly"):

@@ -37,7 +37,7 @@ class Interaction:
 
 @dataclass(frozen=True)
 class JobRequest:
-    """A generation a member asked for, checked and ready to be charged."""
+    """A job a member asked for (an image, an upscale), checked and ready to be charged."""
 
     guild_id: int
     channel_id: int
@@ -51,6 +51,13 @@ class JobRequest:
     parent_id: int | None = None
     interaction: Interaction | None = None
     expected_micros: int = 0  # the expected cost, reserved from the budget (Budget.estimate)
+    kind: str = "imagine"     # bot.work: imagine | upscale
+    credits: int | None = None  # what it costs in credits; None: one per image
+
+    @property
+    def wanted(self) -> int:
+        """The credits to reserve."""
+        return self.images if self.credits is None else self.credits
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,8 @@ async def test_metrics_count_generations_credits_and_replicate_calls(start_stack
     status, text = await get(stack, "/metrics")
     assert status == 200
     lines = set(text.splitlines())
-    assert 'fluxbot_generations_total{outcome="succeeded"} 1.0' in lines
-    assert 'fluxbot_generations_total{outcome="failed"} 1.0' in lines
+    assert 'fluxbot_generations_total{kind="imagine",outcome="succeeded"} 1.0' in lines
+    assert 'fluxbot_generations_total{kind="imagine",outcome="failed"} 1.0' in lines
     assert "fluxbot_credits_spent_total 2.0" in lines
     assert "fluxbot_credits_refunded_total 1.0" in lines
     assert 'fluxbot_replicate_errors_total{status="429"} 1.0' in lines

@@ -21,8 +21,11 @@ async def test_the_bot_registers_its_commands_and_buttons(stack):
     from cogs.buttons import JobButton, VaryPick
     from cogs.history import HistoryPage
     from cogs.loras import LoraPage
+    from cogs.upscale import UpscaleButton, UpscalePick
 
     names = {command.name for command in stack.bot.tree.get_commands()}
-    assert names == {"imagine", "quota", "history", "settings", "lora", "mod", "help"}
+    assert names == {"imagine", "quota", "history", "settings", "lora", "mod", "help",
+                     "Upscale"}
     registered = set(stack.bot._connection._view_store._dynamic_items.values())
-    assert registered == {JobButton, VaryPick, HistoryPage, LoraPage}
+    assert registered == {JobButton, VaryPick, HistoryPage, LoraPage, UpscaleButton,
+                          UpscalePick}

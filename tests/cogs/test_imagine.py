@@ -44,7 +44,10 @@ async def test_images_are_posted_and_decodable(stack, count):
     assert fields["Steps"] == "28" and fields["Aspect ratio"] == "1:1"
     assert fields["Estimated cost"] == "$0.0101"  # 7.25 s × 0.0014 = 0.01015
     buttons = [c["custom_id"] for row in message["components"] for c in row["components"]]
-    assert [b.split(":")[1] for b in buttons] == ["reroll", "vary", "remix", "delete"]
+    upscales = ["upscale"] * count  # one U button per image, on a second row
+    assert [b.split(":")[1] for b in buttons] == ["reroll", "vary", "remix", "delete", *upscales]
+    labels = [c["label"] for row in message["components"][1:] for c in row["components"]]
+    assert labels == (["Upscale"] if count == 1 else ["U1", "U2", "U3", "U4"])
     status = await stack.bot.storage.quota.status(message_guild(message), stack.discord.member.id)
     assert status.periods[0].used == count
 
@@ -267,7 +270,7 @@ async def test_a_chinese_member_is_answered_in_chinese(stack):
     message = await stack.finished(sent)
     assert message["embeds"][0]["title"] == "完成"
     labels = [c["label"] for row in message["components"] for c in row["components"]]
-    assert labels == ["重新生成", "变体", "混合", "删除"]
+    assert labels == ["重新生成", "变体", "混合", "删除", "放大"]
 
 
 async def test_an_expired_token_falls_back_to_a_channel_message(stack):
@@ -336,7 +339,9 @@ async def test_commands_sync_with_chinese_localizations(start_stack):
     cancel = next(o for o in mod["options"] if o["name"] == "cancel")
     assert cancel["options"][0]["max_value"] == 2**53 - 1  # Discord's largest integer bound
     # the sync went through Discord's OpenAPI document: every command was taken as it is
-    assert stack.discord.schema_problems == [] and len(commands) == 7
+    assert stack.discord.schema_problems == [] and len(commands) == 8
+    upscale = next(c for c in commands if c["name"] == "Upscale")
+    assert upscale["type"] == 3 and upscale["name_localizations"]["zh-CN"] == "放大"
 
 
 async def test_the_loopback_discord_refuses_a_sync_real_discord_would_refuse(discord_fake):

@@ -274,8 +274,9 @@ class FakeDiscord(Gateway, Interactions, LoopbackServer):
                           "summary": ""})
         if parts[0] == "applications" and method == "PUT":
             scope = parts[3] if len(parts) > 3 and parts[2] == "guilds" else "global"
-            commands = [{**c, "id": str(self.snowflake()), "application_id": str(APP_ID),
-                         "version": "1"} for c in body]
+            # Discord answers with every field filled: context menus get description ""
+            commands = [{"description": "", **c, "id": str(self.snowflake()),
+                         "application_id": str(APP_ID), "version": "1"} for c in body]
             self.commands[scope] = commands
             return _json(commands)
         if path == "/users/@me/channels" and method == "POST":

@@ -8,9 +8,10 @@ from __future__ import annotations
 import pytest
 
 from bot.config import BudgetSettings, QuotaSettings
+from bot.model import DEFAULT_PER_STEP, DEFAULT_START, GenerationOptions
 from bot.storage import Storage
-from bot.storage.budget import DEFAULT_PER_STEP, DEFAULT_START
 from bot.storage.quota import QuotaRefused
+from bot.upscale import UpscaleOptions
 from tests.bot.storage.conftest import GUILD, at, request
 from tests.bot.storage.test_quota import reserve_all as reserve_at_once
 
@@ -142,15 +143,35 @@ async def test_the_whole_bots_daily_cap_counts_every_server(open_budget, clock):
 
 async def test_estimates_come_from_similar_jobs(open_budget, clock):
     storage = await open_budget()
-    usual = {"num_outputs": 1, "steps": 28, "aspect_ratio": "1:1"}
+    usual = GenerationOptions(prompt="a castle", num_outputs=1, steps=28)
     assert await storage.budget.expected_seconds(usual) == pytest.approx(
         DEFAULT_START + DEFAULT_PER_STEP * 28)
     for seconds in (2.0, 3.0, 9.0):
-        job = await storage.quota.reserve(request(user=int(seconds), options=usual))
+        job = await storage.quota.reserve(request(user=int(seconds), options=usual.to_dict()))
         await storage.quota.commit(job.job_id, 1, predict_time=seconds)
     clock.advance(61)  # the history is read again
     assert await storage.budget.expected_seconds(usual) == pytest.approx(3.0)  # the median
-    bigger = {**usual, "steps": 50, "num_outputs": 2}  # none like it: scaled by the work
+    bigger = usual.with_changes(steps=50, num_outputs=2)  # none like it: scaled by the work
     assert await storage.budget.expected_seconds(bigger) == pytest.approx(3.0 / 28 * 100)
     assert await storage.budget.estimate(usual, 0.001) == 3_000  # $0.003
     assert await storage.budget.estimate(usual, 0.0) == 0
+
+
+async def test_an_upscale_is_estimated_from_upscales_only(open_budget, clock):
+    storage = await open_budget()
+    image = GenerationOptions(prompt="a castle")
+    for seconds in (20.0, 30.0):  # slow images say nothing of how long an upscale takes
+        job = await storage.quota.reserve(request(user=int(seconds), options=image.to_dict()))
+        await storage.quota.commit(job.job_id, 1, predict_time=seconds)
+    upscale = UpscaleOptions(image="https://cdn.discordapp.com/a.png", scale=2, width=1024,
+                             height=1024)
+    assert await storage.budget.expected_seconds(upscale) == pytest.approx(
+        upscale.default_seconds())
+    job = await storage.quota.reserve(request(user=7, options=upscale.to_dict(),
+                                              kind="upscale", credits=2))
+    await storage.quota.commit(job.job_id, 1, predict_time=4.0, charge=2)
+    clock.advance(61)
+    assert await storage.budget.expected_seconds(upscale) == pytest.approx(4.0)
+    four = UpscaleOptions(image=upscale.image, scale=4, width=1024, height=1024)
+    assert await storage.budget.expected_seconds(four) == pytest.approx(16.0)  # 4× the pixels
+    assert await storage.budget.expected_seconds(image) == pytest.approx(25.0)
