@@ -112,6 +112,17 @@ class Interactions:
             data["values"] = values
         return await self.interact(3, data, message=message, **kwargs)
 
+    async def app_command(self, name: str, message_id: int, **kwargs: Any) -> Sent:
+        """Choose a message command in the Apps menu of a message the bot sent."""
+        message = self.messages[message_id]
+        kwargs.setdefault("channel_id", int(message["channel_id"]))
+        public = {k: v for k, v in message.items() if k not in ("interaction_token",
+                                                                "allowed_mentions")}
+        data = {"id": str(self.snowflake()), "name": name, "type": 3,
+                "target_id": str(message_id),
+                "resolved": {"messages": {str(message_id): public}}}
+        return await self.interact(2, data, **kwargs)
+
     async def submit(self, custom_id: str, fields: dict[str, str], **kwargs: Any) -> Sent:
         """Submit a form (modal) the bot opened."""
         rows = [{"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]}

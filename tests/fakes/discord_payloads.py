@@ -3,11 +3,13 @@ server and its members, and the records of what was sent and answered."""
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from PIL import Image
 
 DISCORD_EPOCH = 1420070400000
 APP_ID = 900000000000000001
@@ -145,3 +147,13 @@ def member(user: User) -> dict[str, Any]:
             "joined_at": "2025-01-01T00:00:00+00:00", "deaf": False, "mute": False,
             "flags": 0, "permissions": user.permissions, "nick": None, "avatar": None,
             "pending": False, "communication_disabled_until": None}
+
+
+def _described(data: bytes) -> dict[str, Any]:
+    """What Discord adds to an uploaded image: its type and size, read from the bytes."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return {"content_type": Image.MIME.get(image.format or "", "image/png"),
+                    "width": image.width, "height": image.height}
+    except (OSError, ValueError):
+        return {}

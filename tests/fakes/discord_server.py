@@ -39,6 +39,7 @@ from tests.fakes.discord_payloads import (
     Drop,
     Sent,
     User,
+    _described,
     _error,
     _footer,
     _json,
@@ -185,7 +186,8 @@ class FakeDiscord(Gateway, Interactions, LoopbackServer):
                     self.attachments[key] = part[1]
                     kept.append({"id": aid, "filename": part[0], "size": len(part[1]),
                                  "url": f"{self.url}/attachments/{key}",
-                                 "proxy_url": f"{self.url}/attachments/{key}"})
+                                 "proxy_url": f"{self.url}/attachments/{key}",
+                                 **_described(part[1])})
                 else:
                     kept.extend(a for a in message["attachments"] if a["id"] == str(item["id"]))
             message["attachments"] = kept
@@ -193,6 +195,8 @@ class FakeDiscord(Gateway, Interactions, LoopbackServer):
                 self.uploads.append((int(message["id"]), _footer(message)))
         if body.get("flags") is not None:
             message["flags"] = body["flags"]
+        if body.get("message_reference") and "message_reference" not in message:
+            message["message_reference"] = body["message_reference"]
 
     def _check(self, body: dict[str, Any] | None, files: dict[str, tuple[str, bytes]],
                limit: int, *, creating: bool = False) -> web.Response | None:
@@ -415,3 +419,4 @@ class FakeDiscord(Gateway, Interactions, LoopbackServer):
     def _public(message: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in message.items() if k not in ("interaction_token",
                                                               "allowed_mentions")}
+

@@ -127,6 +127,7 @@ def replicate() -> OpenAPI:
 
 
 @cache
-def model_input() -> Draft202012Validator:
-    schema = json.loads((SPECS / "flux-dev-lora-input.json").read_text())
+def model_input(name: str = "flux-dev-lora") -> Draft202012Validator:
+    """A model's input schema (`flux-dev-lora`, `real-esrgan`)."""
+    schema = json.loads((SPECS / f"{name}-input.json").read_text())
     return Draft202012Validator(schema, format_checker=FormatChecker())

@@ -129,6 +129,8 @@ def make_image(fmt: str, size: tuple[int, int], seed: int, quality: int = 80,
 
 
 class FakePrediction:
+    model, version = MODEL, VERSION
+
     def __init__(self, server: FakeReplicate, pid: str, data: dict[str, Any],
                  scenario: Scenario, cancel_after: float | None) -> None:
         self.server = server
@@ -304,7 +306,8 @@ class FakePrediction:
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "id": self.scenario.reported_id or self.id, "model": MODEL, "version": VERSION,
+            "id": self.scenario.reported_id or self.id, "model": self.model,
+            "version": self.version,
             "input": self.input,
             "logs": self.logs, "output": self.output, "data_removed": self.data_removed,
             "error": self.error, "status": self.status, "source": "api",

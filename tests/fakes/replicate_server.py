@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from tests.fakes import openapi
+from tests.fakes import openapi, upscaler
 from tests.fakes.loopback import LoopbackServer
 from tests.fakes.predictions import (
     MODEL,
@@ -33,12 +33,12 @@ from tests.fakes.predictions import (
     Fault,
     Recorded,
     Scenario,
-    input_problems,
     make_image,
 )
+from tests.fakes.upscaler import UPSCALER, UPSCALER_VERSION
 
-__all__ = ["MODEL", "TOKEN", "VERSION", "FakePrediction", "FakeReplicate", "Fault",
-           "Scenario", "make_image"]
+__all__ = ["MODEL", "TOKEN", "UPSCALER", "UPSCALER_VERSION", "VERSION", "FakePrediction",
+           "FakeReplicate", "Fault", "Scenario", "make_image"]
 
 class FakeReplicate(LoopbackServer):
     """Run with `async with FakeReplicate() as fake:`; `fake.api_base` is the `/v1` root,
@@ -176,9 +176,10 @@ class FakeReplicate(LoopbackServer):
                                                 headers=dict(request.headers),
                                                 query=dict(request.query))
         if request.method == "POST" and request.path.endswith("/predictions") and \
-                isinstance(body, dict) and isinstance(body.get("input"), dict):
+                isinstance(body, dict) and isinstance(body.get("input"), dict) and \
+                (kind := upscaler.kind_of(body.get("version"))):
             problems += [f"input.{'.'.join(map(str, e.absolute_path))}: {e.message[:200]}"
-                         for e in openapi.model_input().iter_errors(body["input"])]
+                         for e in openapi.model_input(kind).iter_errors(body["input"])]
         return problems
 
     def _authorised(self, request: web.Request) -> bool:
@@ -219,12 +220,12 @@ class FakeReplicate(LoopbackServer):
         if extra:
             return self._invalid([("additional_property_not_allowed", "",
                                    f"Additional property {sorted(extra)[0]} is not allowed")])
-        if body.get("version") not in (VERSION, f"{MODEL}:{VERSION}"):
+        kind = upscaler.kind_of(body.get("version"))
+        if kind is None:
             return self._problem(422, "The specified version does not exist (or perhaps you "
                                  "don't have permission to use it?)",
                                  "Invalid version or not permitted")
-        problems = input_problems(body.get("input"))
-        if problems:
+        if problems := upscaler.problems_of(kind, body.get("input")):
             return self._invalid(problems)
         if refused := self.document_problems(request, body):
             return self._invalid([("schema", "input", p) for p in refused])
@@ -232,7 +233,8 @@ class FakeReplicate(LoopbackServer):
         scenario = self.next_scenarios.pop(0) if self.next_scenarios else \
             self.scenario_for() if self.scenario_for is not None else self.scenario
         pid = f"fake{next(self._ids):04d}" + "q" * 18
-        prediction = FakePrediction(self, pid, dict(body["input"]), scenario, cancel_after)
+        prediction = await upscaler.create(self, kind, pid, dict(body["input"]), scenario,
+                                           cancel_after)
         self.predictions[pid] = prediction
         headers: dict[str, str] = {"ratelimit-remaining": "599"}
         wait = re.fullmatch(r"wait(?:=(\d+))?", request.headers.get("Prefer", "").strip())
@@ -368,12 +370,12 @@ class FakeReplicate(LoopbackServer):
         await self._record(request)
         if not self._authorised(request):
             return self._unauthorised()
-        if request.match_info["vid"] != VERSION:
+        vid = request.match_info["vid"]
+        if vid not in upscaler.OUTPUT_SCHEMAS:
             return self._problem(404, "Not found.")
         schema = {"openapi": "3.0.2", "components": {"schemas": {
-            "Output": {"type": "array", "items": {"type": "string", "format": "uri"},
-                       "title": "Output"}}}}
-        return self._json({"id": VERSION, "created_at": "2024-10-05T00:00:00.000Z",
+            "Output": upscaler.OUTPUT_SCHEMAS[vid]}}}
+        return self._json({"id": vid, "created_at": "2024-10-05T00:00:00.000Z",
                            "cog_version": "0.9.25", "openapi_schema": schema})
 
     async def _account(self, request: web.Request) -> web.StreamResponse:
