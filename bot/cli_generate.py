@@ -9,12 +9,14 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from bot.catalogue import LoraChoice, add_trigger, resolve_lora
+from bot.cli_upscale import check_scale, print_cost, save_upscaled, upscale_all
 from bot.config import Config
 from bot.errors import UserError
 from bot.generation import GenerationResult, generate
@@ -61,6 +63,8 @@ def add_arguments(gen: argparse.ArgumentParser) -> None:
                      help="an image to start from (image-to-image)")
     gen.add_argument("--prompt-strength", type=float, metavar="X",
                      help="image-to-image: how much to change the image, 0 to 1")
+    gen.add_argument("--upscale", type=int, metavar="N",
+                     help="then upscale each image N times larger with [upscale]'s model")
     gen.add_argument("--out", metavar="DIR", default=".",
                      help="the folder the images are saved in (default: .)")
 
@@ -163,7 +167,23 @@ class ProgressBar:
 
 
 async def _generate(options: GenerationOptions, config: Config) -> GenerationResult:
+    return await _run(config, lambda client, hooks: generate(
+        client, options, cost_per_second=config.replicate.cost_per_second, **hooks))
 
+
+async def _upscale(result: GenerationResult, scale: int, config: Config
+                   ) -> list[GenerationResult]:
+    try:
+        return await _run(config, lambda client, hooks: upscale_all(
+            client, result, scale, config, on_update=hooks["on_update"]))
+    except NotFoundError:  # name the upscaler's keys, not the image model's
+        raise UserError("cli.upscale_not_found", url=config.replicate.api_base,
+                        model=config.upscale.model, version=config.upscale.version) from None
+
+
+async def _run(config: Config, job: Callable[[ReplicateClient, dict[str, Any]],
+                                             Awaitable[Any]]) -> Any:
+    """`job` with a client and a progress bar; an interrupted prediction is canceled."""
     bar = ProgressBar()
     created: list[str] = []
 
@@ -174,15 +194,13 @@ async def _generate(options: GenerationOptions, config: Config) -> GenerationRes
     async with aiohttp.ClientSession() as session:
         client = ReplicateClient.from_settings(session, config.replicate)
         try:
-            result = await generate(client, options, on_created=on_created, on_update=bar,
-                                    cost_per_second=config.replicate.cost_per_second)
+            return await job(client, {"on_created": on_created, "on_update": bar})
         except asyncio.CancelledError:
             if created:
-                await asyncio.shield(client.cancel_quietly(created[0]))
+                await asyncio.shield(client.cancel_quietly(created[-1]))
             raise
         finally:
             bar.close()
-    return result
 
 
 def check_folder(out: Path) -> None:
@@ -255,8 +273,18 @@ def cmd_generate(args: argparse.Namespace, config: Config) -> int:
         out = Path(args.out)
         check_folder(out)
         options = build_options(args, config)
+        scale = check_scale(args, config)
         result = asyncio.run(_generate(options, config))
         paths = save_images(result, out)
+        saved = len(paths)
+        if scale is not None:
+            for path in paths:  # kept and told even if an upscale fails
+                print(path)
+            upscaled = asyncio.run(_upscale(result, scale, config))
+            paths = save_upscaled(upscaled, [f.index for f in result.outputs.files], scale,
+                                  out)
+            saved += len(paths)
+            print_cost(upscaled, config)
     except ReplicateError as exc:
         log.debug("replicate: %s", exc.describe())
         return fail(terminal_message(exc, config), 1)
@@ -269,7 +297,7 @@ def cmd_generate(args: argparse.Namespace, config: Config) -> int:
         return fail(f"{exc.filename or args.out}: {exc.strerror or exc}", 1)
     for path in paths:
         print(path)
-    print(t("cli.saved", None, count=len(paths)), file=sys.stderr)
+    print(t("cli.saved", None, count=saved), file=sys.stderr)
     if result.cost is not None and result.predict_time is not None:  # what Replicate bills
         print(t("cli.cost", None, cost=f"{result.cost:.4f}", seconds=f"{result.predict_time:.1f}",
                 price=config.replicate.cost_per_second), file=sys.stderr)

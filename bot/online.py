@@ -30,7 +30,21 @@ async def check_discord(session: aiohttp.ClientSession, config: Config) -> tuple
         return False, f"discord.api_base: cannot reach {base} ({type(exc).__name__})"
 
 
-async def check_replicate(client: ReplicateClient) -> list[tuple[bool, str]]:
+async def check_version(client: ReplicateClient, key: str, ref: str) -> tuple[bool, str]:
+    """Whether model version `ref` (the `key` of the config that names it) exists."""
+    base = client.api_base
+    try:
+        await client.version_info(ref)
+        return True, f"{key}: {ref} exists"
+    except NotFoundError:
+        return False, f"{key}: {ref} not found at {base}"
+    except ReplicateError as exc:
+        return False, f"{key}: cannot check at {base} ({exc.describe()})"
+
+
+async def check_replicate(client: ReplicateClient, upscaler: str | None = None
+                          ) -> list[tuple[bool, str]]:
+    """The token, the model version and (when upscaling is on) the upscaler's version."""
     base = client.api_base
     try:
         account = await client.account()
@@ -44,23 +58,20 @@ async def check_replicate(client: ReplicateClient) -> list[tuple[bool, str]]:
     else:
         found = [(True, f"replicate.api_token: accepted by {base} "
                         f"(account {account.get('username', '?')})")]
-    try:
-        await client.version_info()
-        found.append((True, f"replicate.version: {client.version_ref} exists"))
-    except NotFoundError:
-        found.append((False, f"replicate.version: {client.version_ref} not found at {base}"))
-    except ReplicateError as exc:
-        found.append((False, f"replicate.version: cannot check at {base} ({exc.describe()})"))
+    found.append(await check_version(client, "replicate.version", client.version_ref))
+    if upscaler is not None:
+        found.append(await check_version(client, "upscale.version", upscaler))
     return found
 
 
 async def check_online(config: Config, out: TextIO) -> list[str]:
-    """Check both tokens and the model version; print what is fine to `out`, return the
+    """Check both tokens and the model versions; print what is fine to `out`, return the
     problems (empty: all fine)."""
     async with aiohttp.ClientSession() as session:
         client = ReplicateClient.from_settings(session, config.replicate,
                                                retry=RetryPolicy(attempts=2))
-        results = [await check_discord(session, config), *await check_replicate(client)]
+        results = [await check_discord(session, config), *await check_replicate(
+            client, config.upscale.version_ref if config.upscale.enabled else None)]
     for ok, line in results:
         if ok:
             print(line, file=out)
