@@ -27,7 +27,7 @@ from pydantic import (
 
 from bot.config_base import Section, http_url
 from bot.config_errors import error_lines
-from bot.config_replicate import ReplicateSettings, UpscaleSettings
+from bot.config_replicate import ReplicateSettings, TrainingSettings, UpscaleSettings
 from bot.errors import OptionError
 from bot.lora import check_lora_ref
 from bot.model import ASPECT_RATIOS
@@ -243,6 +243,7 @@ class Config(Section):
     discord: DiscordSettings = DiscordSettings()
     replicate: ReplicateSettings = ReplicateSettings()
     upscale: UpscaleSettings = UpscaleSettings()
+    training: TrainingSettings = TrainingSettings()
     defaults: DefaultsSettings = DefaultsSettings()
     limits: LimitsSettings = LimitsSettings()
     quota: QuotaSettings = QuotaSettings()
@@ -265,6 +266,16 @@ class Config(Section):
         if self.upscale.scale > self.upscale.max_scale:
             raise ValueError(f"upscale.scale: {self.upscale.scale} is above "
                              f"upscale.max_scale ({self.upscale.max_scale})")
+        t = self.training
+        if t.enabled and not t.destination:
+            raise ValueError("training.destination: needed when training.enabled = true (a "
+                             "model of your Replicate account, \"owner/name\")")
+        if t.default_steps > t.max_steps:
+            raise ValueError(f"training.default_steps: {t.default_steps} is above "
+                             f"training.max_steps ({t.max_steps})")
+        if t.min_images > t.max_images:
+            raise ValueError(f"training.min_images: {t.min_images} is above "
+                             f"training.max_images ({t.max_images})")
         if self.defaults.steps > self.limits.max_steps:
             raise ValueError(f"defaults.steps: {self.defaults.steps} is above "
                              f"limits.max_steps ({self.limits.max_steps})")

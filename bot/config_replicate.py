@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -75,6 +76,49 @@ class UpscaleSettings(Section):
     @classmethod
     def _model(cls, v: str) -> str:
         return _model_name(v)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        return _version_id(v)
+
+    @property
+    def version_ref(self) -> str:
+        return f"{self.model}:{self.version}"
+
+
+DEFAULT_TRAINER = "ostris/flux-dev-lora-trainer"
+DEFAULT_TRAINER_VERSION = "26dce37af90b9d997eeb970d92e47de3064d46c300504ae376c75bef6a9022d2"
+
+
+class TrainingSettings(Section):
+    """`/lora train`: a Flux LoRA trained on Replicate from a member's zip of images, into
+    `destination` (a model of the account, which must exist), then into the server's
+    catalogue. Costs `credits` from the member's quota and the budget at `cost_per_second`."""
+
+    enabled: bool = False
+    model: str = DEFAULT_TRAINER
+    version: str = DEFAULT_TRAINER_VERSION
+    destination: str = ""
+    allowed_role_ids: list[Annotated[int, Field(ge=0, le=2**63 - 1)]] = Field(
+        default_factory=list)
+    credits: int = Field(20, ge=0, le=100_000)
+    default_steps: int = Field(1000, ge=3, le=6000)
+    max_steps: int = Field(2000, ge=3, le=6000)
+    min_images: int = Field(5, ge=1, le=1000)
+    max_images: int = Field(100, ge=1, le=1000)
+    timeout_seconds: int = Field(7200, ge=60, le=86400)
+    cost_per_second: float = Field(0.001525, ge=0)
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str) -> str:
+        return _model_name(v)
+
+    @field_validator("destination")
+    @classmethod
+    def _destination(cls, v: str) -> str:
+        return _model_name(v) if v else v
 
     @field_validator("version")
     @classmethod

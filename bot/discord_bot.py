@@ -25,6 +25,7 @@ from bot.health import HealthServer
 from bot.i18n import set_default_locale
 from bot.jobs import JobRunner
 from bot.metrics import Metrics
+from bot.online import check_destination
 from bot.pacing import LocalPacer
 from bot.replicate.client import ReplicateClient
 from bot.replicate.errors import AuthenticationError, NotFoundError, ReplicateError
@@ -149,6 +150,10 @@ class Flux:
         except ReplicateError as exc:
             log.warning("replicate: cannot check the token at %s (%s); going on", base,
                         exc.describe())
+        if self.config.training.enabled:  # /lora train would fail at every create
+            ok, line = await check_destination(self.replicate, self.config.training.destination)
+            if not ok:
+                log.warning("%s; /lora train fails until it does", line)
 
     def image_hosts(self) -> tuple[str, ...]:
         """Where input images may be fetched from besides Discord's CDN: the configured REST

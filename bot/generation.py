@@ -66,9 +66,11 @@ async def collect(client: ReplicateClient, work: Work, prediction: Prediction,
                   *, started: float, cost_per_second: float = 0.0,
                   max_bytes: int = DEFAULT_MAX_BYTES,
                   clock: Callable[[], float] = time.monotonic) -> GenerationResult:
-    """Download the images of a prediction whose outputs are all there."""
-    outputs = await download_outputs(client, prediction, requested=work.outputs,
-                                     max_bytes=max_bytes)
+    """Download the images of a prediction whose outputs are all there (a training's
+    output is a reference to its weights, which nobody downloads)."""
+    outputs = Outputs(files=[]) if work.kind == "train" else \
+        await download_outputs(client, prediction, requested=work.outputs,
+                               max_bytes=max_bytes)
     seed = prediction.progress.seed if prediction.progress.seed is not None else \
         getattr(work, "seed", None)
     return GenerationResult(prediction, outputs, seed, clock() - started,

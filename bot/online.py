@@ -42,9 +42,24 @@ async def check_version(client: ReplicateClient, key: str, ref: str) -> tuple[bo
         return False, f"{key}: cannot check at {base} ({exc.describe()})"
 
 
-async def check_replicate(client: ReplicateClient, upscaler: str | None = None
+async def check_destination(client: ReplicateClient, name: str) -> tuple[bool, str]:
+    """Whether the model trainings push to exists in the account (Replicate does not make
+    it: every training would fail at its create)."""
+    base = client.api_base
+    try:
+        await client.model_info(name)
+        return True, f"training.destination: {name} exists"
+    except NotFoundError:
+        return False, (f"training.destination: {name} not found at {base} (create it at "
+                       "https://replicate.com/create, or name another model of the account)")
+    except ReplicateError as exc:
+        return False, f"training.destination: cannot check at {base} ({exc.describe()})"
+
+
+async def check_replicate(client: ReplicateClient, config: Config | None = None
                           ) -> list[tuple[bool, str]]:
-    """The token, the model version and (when upscaling is on) the upscaler's version."""
+    """The token, the model version and, for what is turned on, the upscaler's version and
+    the trainer's version and destination."""
     base = client.api_base
     try:
         account = await client.account()
@@ -59,8 +74,12 @@ async def check_replicate(client: ReplicateClient, upscaler: str | None = None
         found = [(True, f"replicate.api_token: accepted by {base} "
                         f"(account {account.get('username', '?')})")]
     found.append(await check_version(client, "replicate.version", client.version_ref))
-    if upscaler is not None:
-        found.append(await check_version(client, "upscale.version", upscaler))
+    if config is not None and config.upscale.enabled:
+        found.append(await check_version(client, "upscale.version", config.upscale.version_ref))
+    if config is not None and config.training.enabled:
+        found.append(await check_version(client, "training.version",
+                                         config.training.version_ref))
+        found.append(await check_destination(client, config.training.destination))
     return found
 
 
@@ -70,8 +89,8 @@ async def check_online(config: Config, out: TextIO) -> list[str]:
     async with aiohttp.ClientSession() as session:
         client = ReplicateClient.from_settings(session, config.replicate,
                                                retry=RetryPolicy(attempts=2))
-        results = [await check_discord(session, config), *await check_replicate(
-            client, config.upscale.version_ref if config.upscale.enabled else None)]
+        results = [await check_discord(session, config),
+                   *await check_replicate(client, config)]
     for ok, line in results:
         if ok:
             print(line, file=out)

@@ -1,7 +1,8 @@
 """What a job asks of Replicate, whatever the model: an image from a prompt (`imagine`), an
-upscale of a posted image (`upscale`). The job runner, the quota, the budget, restart recovery
-and history treat every kind alike through `Work`; a new model is a new kind here, not a copy
-of the runner.
+upscale of a posted image (`upscale`), a LoRA trained from a zip (`train`, a training rather
+than a prediction: `Model.destination` says so). The job runner, the quota, the budget,
+restart recovery and history treat every kind alike through `Work`; a new model is a new kind
+here, not a copy of the runner.
 
 A kind says: the input it sends (under the model's names), how many outputs it expects, how to
 make its input unlike any other job's (so a create whose answer was lost is found again in the
@@ -16,9 +17,10 @@ from typing import Any, Protocol
 
 from bot.config import Config
 from bot.model import GenerationOptions
+from bot.training import TrainOptions
 from bot.upscale import MAX_OUTPUT_BYTES, UpscaleOptions
 
-IMAGINE, UPSCALE = "imagine", "upscale"
+IMAGINE, UPSCALE, TRAIN = "imagine", "upscale", "train"
 
 
 class Work(Protocol):
@@ -70,9 +72,17 @@ class Model:
     ref: str                      # owner/name:version
     cost_per_second: float = 0.0  # dollars per second of `metrics.predict_time`
     max_output_bytes: int = 50 * 1024 * 1024  # one output file, downloaded
+    destination: str | None = None  # a trainer's: the model its trainings add versions to
+    timeout_seconds: float | None = None  # None: `replicate.timeout_seconds`
+
+    @property
+    def collection(self) -> str:
+        """Where its jobs live in the API: `predictions`, or a trainer's `trainings`."""
+        return "trainings" if self.destination else "predictions"
 
 
-KINDS: dict[str, type[Any]] = {IMAGINE: GenerationOptions, UPSCALE: UpscaleOptions}
+KINDS: dict[str, type[Any]] = {IMAGINE: GenerationOptions, UPSCALE: UpscaleOptions,
+                               TRAIN: TrainOptions}
 
 
 def work_from(kind: str, options: dict[str, Any]) -> Work:
@@ -86,8 +96,11 @@ def work_from(kind: str, options: dict[str, Any]) -> Work:
 
 
 def models(config: Config) -> dict[str, Model]:
-    """Each kind of job's model and price. The upscaler's is known even when upscaling is
-    turned off: an upscale left in flight is still followed to its end."""
+    """Each kind of job's model and price. The upscaler's and the trainer's are known even
+    when they are turned off: a job left in flight is still followed to its end."""
     return {IMAGINE: Model(config.replicate.version_ref, config.replicate.cost_per_second),
             UPSCALE: Model(config.upscale.version_ref, config.upscale.cost_per_second,
-                           max_output_bytes=MAX_OUTPUT_BYTES)}
+                           max_output_bytes=MAX_OUTPUT_BYTES),
+            TRAIN: Model(config.training.version_ref, config.training.cost_per_second,
+                         destination=config.training.destination or "-/-",
+                         timeout_seconds=config.training.timeout_seconds)}

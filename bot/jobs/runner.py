@@ -248,7 +248,7 @@ class JobRunner:
 
     async def _prediction(self, job: Job, shown: Updates, started: float) -> Prediction:
         """The job's prediction: followed again, found again, or created now."""
-        job.deadline = started + self.client.timeout_seconds
+        job.deadline = started + (job.model.timeout_seconds or self.client.timeout_seconds)
         resume = job.resume
         if resume is not None and resume.prediction_id is not None:
             job.prediction_id = resume.prediction_id
@@ -258,7 +258,8 @@ class JobRunner:
                 await self._commit(job, posted)
                 raise Settled
             return await self.steps.unless_canceled(
-                job, self.client.get(resume.prediction_id, deadline=job.deadline))
+                job, self.client.get(resume.prediction_id, deadline=job.deadline,
+                                     collection=job.model.collection))
         if resume is not None and resume.create_sent_at is not None:
             # created (or not) while nobody was looking: the account's list tells
             job.create_sent_at = resume.create_sent_at
@@ -316,7 +317,7 @@ class JobRunner:
 
         on_update(prediction)
         return await self.client.follow(prediction, deadline=job.deadline, on_update=on_update,
-                                        until_outputs=True)
+                                        until_outputs=True, collection=job.model.collection)
 
     # -- endings ----------------------------------------------------------------------------
 
@@ -366,7 +367,7 @@ class JobRunner:
             return
         if job.prediction_id is not None and not job.ended and \
                 not isinstance(error, PredictionError):
-            await self.client.cancel_quietly(job.prediction_id)
+            await self.client.cancel_quietly(job.prediction_id, job.model.collection)
         await self._refund(job, error)
 
     async def _refund(self, job: Job, error: UserError, *, predict_time: float | None = None,

@@ -67,8 +67,12 @@ class ReplicateSteps:
         raise Canceled
 
     async def create(self, job: Job) -> Prediction:
-        create = asyncio.ensure_future(self.client.create(job.work.api_input(),
-                                                          version=job.model.ref))
+        model = job.model
+        create = asyncio.ensure_future(
+            self.client.create_training(job.work.api_input(), version=model.ref,
+                                        destination=model.destination)
+            if model.destination else self.client.create(job.work.api_input(),
+                                                          version=model.ref))
         create.add_done_callback(consume)
         try:
             return await self.unless_canceled(job, create, keep=True)
@@ -96,7 +100,7 @@ class ReplicateSteps:
             taken = await self.taken(job.create_sent_at - 3600)
         return await find_created(self.client, job.work.api_input(), job.create_sent_at,
                                   version=job.model.ref, match_image=not job.work.unique_input,
-                                  taken=taken)
+                                  taken=taken, collection=job.model.collection)
 
     async def end_at_replicate(self, job: Job, create: asyncio.Future[Prediction] | None
                                 ) -> Prediction:
@@ -146,7 +150,7 @@ class ReplicateSteps:
         last: Prediction | None = None
         while True:
             try:
-                last = await self.client.cancel(prediction_id)
+                last = await self.client.cancel(prediction_id, job.model.collection)
             except NotFoundError:
                 return last  # it does not exist (any more): nothing runs
             except ReplicateError as error:

@@ -244,13 +244,34 @@ class ReplicateClient:
             seconds=wait + self.request_timeout,
         )
 
-    async def get(self, prediction_id: str, *, deadline: float | None = None) -> Prediction:
-        return await self._json("GET", "predictions", prediction_id, idempotent=True,
+    async def create_training(self, input: dict[str, Any], *, version: str,
+                              destination: str) -> Prediction:
+        """POST /models/{owner}/{name}/versions/{id}/trainings: a training of trainer
+        `version` (`owner/name:id`) into `destination` (`owner/name`). It answers at once,
+        `starting`; like a create, it is never sent twice blindly."""
+        if self.stopping:
+            raise Stopping("the bot is stopping")
+        model, _, version_id = version.partition(":")
+        return await self._json(
+            "POST", "models", *model.split("/"), "versions", version_id, "trainings",
+            idempotent=False, headers={"User-Agent": f"flux-lora-bot/{__version__}"},
+            json_body={"destination": destination, "input": input})
+
+    async def get(self, prediction_id: str, *, deadline: float | None = None,
+                  collection: str = "predictions") -> Prediction:
+        """A prediction (or, with `collection="trainings"`, a training) as it stands."""
+        return await self._json("GET", collection, prediction_id, idempotent=True,
                                 deadline=deadline)
 
-    async def cancel(self, prediction_id: str) -> Prediction:
+    async def cancel(self, prediction_id: str, collection: str = "predictions") -> Prediction:
         # cancel is idempotent on Replicate's side: canceling twice changes nothing
-        return await self._json("POST", "predictions", prediction_id, "cancel", idempotent=True)
+        return await self._json("POST", collection, prediction_id, "cancel", idempotent=True)
+
+    async def model_info(self, name: str) -> dict[str, Any]:
+        """`GET /models/{owner}/{name}`: the model exists (a training's destination)."""
+        data = await self.send("GET", self.url("models", *name.split("/")), idempotent=True,
+                               headers=self.auth_headers())
+        return data if isinstance(data, dict) else {}
 
     async def account(self) -> dict[str, Any]:
         """`GET /account`: the cheapest call that proves the token."""
@@ -268,8 +289,8 @@ class ReplicateClient:
         return data if isinstance(data, dict) else {}
 
     async def follow(self, prediction: Prediction, *, deadline: float,
-                     on_update: Update | None = None, until_outputs: bool = False
-                     ) -> Prediction:
+                     on_update: Update | None = None, until_outputs: bool = False,
+                     collection: str = "predictions") -> Prediction:
         """Poll until `prediction` is terminal (or, with `until_outputs`, until its outputs
         are all there); cancel it and raise `PredictionTimeout` once `deadline` (on `clock`)
         passes. Transient failures are polled through."""
@@ -278,12 +299,14 @@ class ReplicateClient:
         while not prediction.terminal and not (until_outputs and outputs_ready(prediction)):
             remaining = deadline - self.clock()
             if remaining <= 0:
-                canceled = await self.cancel_quietly(prediction.id)
+                canceled = await self.cancel_quietly(prediction.id, collection)
                 raise PredictionTimeout(canceled or prediction)
-            await self.sleep(min(remaining, self.poll.interval(poll, bool(prediction.output))))
+            await self.sleep(min(remaining, self.poll.interval(
+                poll, bool(prediction.output), long=collection == "trainings")))
             poll += 1
             try:
-                prediction = await self.get(prediction.id, deadline=deadline)
+                prediction = await self.get(prediction.id, deadline=deadline,
+                                            collection=collection)
             except TRANSIENT as exc:
                 log.warning("replicate poll %s failed: %s", prediction.id, exc.describe())
                 continue
@@ -293,10 +316,11 @@ class ReplicateClient:
                 await _call(on_update, prediction)
         return prediction
 
-    async def cancel_quietly(self, prediction_id: str) -> Prediction | None:
+    async def cancel_quietly(self, prediction_id: str, collection: str = "predictions"
+                             ) -> Prediction | None:
         """Cancel, logging instead of raising: used on the way out of a failure."""
         try:
-            return await self.cancel(prediction_id)
+            return await self.cancel(prediction_id, collection)
         except ReplicateError as exc:
             log.warning("replicate cancel %s failed: %s", prediction_id, exc.describe())
             return None

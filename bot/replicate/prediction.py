@@ -8,19 +8,22 @@ from typing import Any
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 
-_BAR = re.compile(r"^\s*(\d+)%\s*\|.*?\|\s*(\d+)/(\d+)")
+# tqdm's bar, perhaps after a name ("flux_train_replicate:  12%|█▏ | 120/1000 [01:23<10:12")
+_BAR = re.compile(r"^(?:[\w.-]+:)?\s*(\d+)%\s*\|.*?\|\s*(\d+)/(\d+)(?:\s*\[[\d:]+<([\d:]+))?")
 _SEED = re.compile(r"Using seed:\s*(\d+)")
 _LINES = re.compile(r"[\r\n]+")
 
 
 @dataclass(frozen=True)
 class Progress:
-    """Where the model is: tqdm step and total, percent, and the seed once it is logged."""
+    """Where the model is: tqdm step and total, percent, the time tqdm expects is left
+    (seconds), and the seed once it is logged."""
 
     step: int | None = None
     total: int | None = None
     percent: int | None = None
     seed: int | None = None
+    remaining: float | None = None
 
     @classmethod
     def from_logs(cls, logs: str | None) -> Progress:
@@ -31,9 +34,20 @@ class Progress:
         for line in reversed(_LINES.split(logs)):
             bar = _BAR.match(line)
             if bar:
-                percent, step, total = (int(g) for g in bar.groups())
-                return cls(step=step, total=total, percent=percent, seed=seed)
+                percent, step, total = (int(g) for g in bar.groups()[:3])
+                return cls(step=step, total=total, percent=percent, seed=seed,
+                           remaining=_seconds(bar.group(4)))
         return cls(seed=seed)
+
+
+def _seconds(clock: str | None) -> float | None:
+    """tqdm's `MM:SS` or `H:MM:SS` as seconds."""
+    if not clock:
+        return None
+    total = 0
+    for part in clock.split(":"):
+        total = total * 60 + int(part)
+    return float(total)
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,13 @@ class Prediction:
     @property
     def progress(self) -> Progress:
         return Progress.from_logs(self.logs)
+
+    @property
+    def weights(self) -> str | None:
+        """A training's result: the URL of its weights (`output.weights`)."""
+        output = self.raw.get("output")
+        weights = output.get("weights") if isinstance(output, dict) else None
+        return weights if isinstance(weights, str) else None
 
     @property
     def predict_time(self) -> float | None:

@@ -35,8 +35,9 @@ class PollPolicy:
     factor: float = 1.6
     cap: float = 2.0
     when_output: float = 0.1   # outputs arrived while still `processing`: the end is near
+    long_cap: float = 10.0     # a training takes many minutes: a look every 10 s is plenty
 
-    def interval(self, poll: int, has_output: bool = False) -> float:
+    def interval(self, poll: int, has_output: bool = False, long: bool = False) -> float:
         if has_output:
             return self.when_output
-        return min(self.cap, self.first * self.factor ** poll)
+        return min(self.long_cap if long else self.cap, self.first * self.factor ** poll)

@@ -23,6 +23,7 @@ OTHER_GUILD_CHANNEL_ID = 920000000000000004
 GUILD_OF_CHANNEL = {CHANNEL_ID: GUILD_ID, NSFW_CHANNEL_ID: GUILD_ID, OTHER_CHANNEL_ID: GUILD_ID,
                     OTHER_GUILD_CHANNEL_ID: OTHER_GUILD_ID}
 MOD_ROLE_ID = 930000000000000001
+ARTIST_ROLE_ID = 930000000000000077  # a role that is not a moderator's (e.g. allowed to train)
 BOT_TOKEN = "bot.token.for-tests-0123456789"
 EVERYONE_PERMISSIONS = "2248473465835073"
 MANAGE_GUILD = 1 << 5
@@ -134,6 +135,9 @@ def guild(owner: User, guild_id: int = GUILD_ID) -> dict[str, Any]:
              "mentionable": False, "flags": 0},
             {"id": str(MOD_ROLE_ID), "name": "mods", "permissions": EVERYONE_PERMISSIONS,
              "position": 1, "color": 0, "hoist": False, "managed": False,
+             "mentionable": False, "flags": 0},
+            {"id": str(ARTIST_ROLE_ID), "name": "artists", "permissions": EVERYONE_PERMISSIONS,
+             "position": 2, "color": 0, "hoist": False, "managed": False,
              "mentionable": False, "flags": 0}],
         "emojis": [], "stickers": [], "channels": channels,
         "threads": [], "members": [], "voice_states": [], "presences": [],

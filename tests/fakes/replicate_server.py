@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from tests.fakes import openapi, upscaler
+from tests.fakes import openapi, trainer, upscaler
 from tests.fakes.loopback import LoopbackServer
 from tests.fakes.predictions import (
     MODEL,
@@ -66,6 +66,7 @@ class FakeReplicate(LoopbackServer):
         self.refusals_expected = False  # a test that sends what the API refuses on purpose
         self._release = asyncio.Event()  # ends every hold now (as if its time ran out)
         self.page_size = 100
+        self.models = {trainer.DESTINATION}  # the account's own models (training targets)
         self._ids = itertools.count(1)
         app = web.Application(client_max_size=32 * 1024 * 1024)
         for prefix in PREFIXES:
@@ -76,6 +77,7 @@ class FakeReplicate(LoopbackServer):
             app.router.add_get(f"{prefix}/models/{{owner}}/{{name}}/versions/{{vid}}",
                                self._version)
             app.router.add_get(f"{prefix}/account", self._account)
+            trainer.add_routes(app, prefix, self)
         app.router.add_get("/files/{pid}/{name}", self._file)
         self.app = app
 
@@ -343,7 +345,8 @@ class FakeReplicate(LoopbackServer):
 
         after, before = instant("created_after"), instant("created_before")
         found = [p for p in reversed(list(self.predictions.values()))
-                 if (after is None or p.created_unix >= after)
+                 if not isinstance(p, trainer.Training)
+                 and (after is None or p.created_unix >= after)
                  and (before is None or p.created_unix <= before)]
         start = int(query.get("cursor", "0"))
         page = found[start:start + self.page_size]
@@ -371,10 +374,10 @@ class FakeReplicate(LoopbackServer):
         if not self._authorised(request):
             return self._unauthorised()
         vid = request.match_info["vid"]
-        if vid not in upscaler.OUTPUT_SCHEMAS:
+        known = {**upscaler.OUTPUT_SCHEMAS, trainer.TRAINER_VERSION: trainer.OUTPUT_SCHEMA}
+        if vid not in known:
             return self._problem(404, "Not found.")
-        schema = {"openapi": "3.0.2", "components": {"schemas": {
-            "Output": upscaler.OUTPUT_SCHEMAS[vid]}}}
+        schema = {"openapi": "3.0.2", "components": {"schemas": {"Output": known[vid]}}}
         return self._json({"id": vid, "created_at": "2024-10-05T00:00:00.000Z",
                            "cog_version": "0.9.25", "openapi_schema": schema})
 
