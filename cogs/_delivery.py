@@ -322,13 +322,17 @@ class DiscordReporter:
             log.warning("job %d: cost not shown (%s)", self.job_id, _why(exc),
                         extra={"job": self.job_id})
 
+    def _what(self, job: Generation) -> str:
+        """The first line of the job's failure message: what was asked."""
+        return shown(job.prompt, 500)
+
     async def fail(self, job: Generation, error: UserError, refunded: int) -> None:
         title = _t("imagine.canceled_title" if error.key == "replicate.canceled"
                    else "imagine.failed_title", self.locale)
         text = error.message(self.locale) + "\n" + _t("imagine.refunded", self.locale,
                                                       count=refunded)
         embed = job_embed(self.locale, job.id, title=title, colour=discord.Colour.red(),
-                          description=f"{shown(job.prompt, 500)}\n\n{shorten(text, 3000)}")
+                          description=f"{self._what(job)}\n\n{shorten(text, 3000)}")
         try:
             await self._edit(embed=embed, view=None, retry=True)
             return

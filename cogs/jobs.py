@@ -15,7 +15,7 @@ from discord.ext import commands
 from bot.i18n import resolve
 from bot.jobs import CancelOutcome
 from bot.storage.history import Generation, InFlightJob
-from bot.work import UPSCALE, Work, work_from
+from bot.work import IMAGINE, TRAIN, Work, work_from
 from cogs._delivery import DiscordReporter
 
 if TYPE_CHECKING:
@@ -52,10 +52,14 @@ class Jobs(commands.Cog):
 
     def reporter_for(self, entry: InFlightJob) -> DiscordReporter:
         """A reporter for a stored job: its message, through its token while that lives; an
-        upscale's message is a reply of its own in the channel, edited there."""
+        upscale's, a training's or a training's sample's message is the bot's own channel
+        message, edited there."""
+        from cogs._training import TrainingReporter
+
         job = entry.generation
-        own = job.kind == UPSCALE
-        return DiscordReporter(
+        own = job.kind != IMAGINE or entry.interaction_token is None
+        make = TrainingReporter if job.kind == TRAIN else DiscordReporter
+        return make(
             self.bot, job_id=job.id, user_id=job.user_id, channel_id=job.channel_id,
             message_id=job.message_id, locale=resolve(entry.locale),
             application_id=None if own else entry.application_id,

@@ -133,6 +133,12 @@ class Loras(commands.GroupCog, group_name=cmd("command.lora.name"),
                           for e in self.bot.config.loras)
         embed = discord.Embed(title=entry.name, colour=discord.Colour.blurple(),
                               description=_describe(locale, entry, from_config))
+        trained = None if from_config else await self.bot.storage.loras.trained(
+            require_guild(interaction), entry.name or "")
+        if trained is not None:
+            from cogs._training import trained_fields
+
+            trained_fields(locale, embed, trained)
         await reply(interaction, embed=embed)
 
     @app_commands.command(name=cmd("command.lora.add.name"),
@@ -179,6 +185,30 @@ class Loras(commands.GroupCog, group_name=cmd("command.lora.name"),
         await reply(interaction, translate("lora.removed", locale_of(interaction),
                                            name=name.strip()))
         await mod_log(self.bot, interaction, "modlog.lora_remove", name=name.strip())
+
+    @app_commands.command(name=cmd("command.lora.train.name"),
+                          description=cmd("command.lora.train.description"))
+    @app_commands.rename(name=cmd("option.lora_name.name"), images=cmd("option.images.name"),
+                         trigger=cmd("option.trigger.name"), steps=cmd("option.train_steps.name"),
+                         description=cmd("option.lora_description.name"))
+    @app_commands.describe(name=cmd("option.lora_name.description"),
+                           images=cmd("option.images.description"),
+                           trigger=cmd("option.train_trigger.description"),
+                           steps=cmd("option.train_steps.description"),
+                           description=cmd("option.lora_description.description"))
+    async def train(self, interaction: discord.Interaction,
+                    name: app_commands.Range[str, 1, 64], images: discord.Attachment,
+                    trigger: app_commands.Range[str, 1, 60],
+                    steps: app_commands.Range[int, 3, 6000] | None = None,
+                    description: app_commands.Range[str, 0, 300] = "") -> None:
+        from cogs._training import start_training
+
+        self._imagine().check_place(interaction)
+        await start_training(self.bot, interaction, name=name, images=images, trigger=trigger,
+                             steps=steps, description=description)
+
+    def _imagine(self) -> Imagine:
+        return self.bot.get_cog("Imagine")  # type: ignore[return-value]
 
     info.autocomplete("name")(name_autocomplete)
     remove.autocomplete("name")(name_autocomplete)
