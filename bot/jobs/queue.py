@@ -91,15 +91,20 @@ class Updates:
         self.shown_stage = ""
         self.last = -float("inf")
         self.closed = False
+        self.due: float | None = None  # the latest state waits until then (`show(after=)`)
         self._sending = False
         self._task: asyncio.Task[None] | None = None
 
-    def show(self, state: JobState) -> None:
+    def show(self, state: JobState, *, after: float = 0.0) -> None:
+        """Show `state` (or a later one); with `after`, only if nothing replaces it within
+        that many seconds: a job that starts at once then costs no edit."""
         if self.closed:
             return
         self.latest = state
+        waiting = self.due is not None
+        self.due = self.clock() + after if after else None
         if self._task is not None and not self._task.done() and not self._sending and \
-                state.stage != self.shown_stage:
+                (state.stage != self.shown_stage or waiting):
             self._task.cancel()  # it waits out the interval; a new stage does not
             self._task = None
         if self._task is None or self._task.done():
@@ -107,6 +112,10 @@ class Updates:
 
     async def _flush(self) -> None:
         while self.latest is not None and not self.closed:
+            if self.due is not None and self.due > self.clock():
+                await self.sleep(self.due - self.clock())
+                continue
+            self.due = None
             wait = self.last + self.interval - self.clock()
             if wait > 0 and self.latest.stage == self.shown_stage:
                 await self.sleep(wait)

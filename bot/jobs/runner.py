@@ -61,6 +61,7 @@ from bot.work import IMAGINE, Model, Work
 log = logging.getLogger("bot.jobs")
 
 EDIT_INTERVAL = 2.0
+STARTING_EDIT_AFTER = 1.5  # a job whose images come sooner never shows "Starting…"
 STOP_GRACE = 25.0  # seconds a stop waits for held creates and deliveries (compose: 30 s)
 
 
@@ -275,7 +276,7 @@ class JobRunner:
                      extra={"job": job.id})
             await self._created(job, found)
             return found
-        shown.show(JobState(job.id, "starting"))
+        shown.show(JobState(job.id, "starting"), after=STARTING_EDIT_AFTER)
         if job.work.input_image:  # the model fetches it: it must be an image it can take
             size = await self.steps.unless_canceled(
                 job, self.steps.check_image(job.work.input_image))

@@ -85,6 +85,7 @@ class Database:
     dialect = ""
 
     def __init__(self) -> None:
+        self.trips = 0  # calls that went to the database (a thread hop, a round trip)
         self._pending: list[tuple[Write[Any], asyncio.Future[Any]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -114,6 +115,25 @@ class Database:
         """One write in its own transaction; returns the rows changed."""
         async with self.transaction() as tx:
             return await tx.execute(sql, params)
+
+    async def run_all(self, writes: Sequence[Write[Any]]) -> list[Any]:
+        """Each of `writes` in turn, in one transaction; their results. (SQLite makes it one
+        trip to its thread.)"""
+        async with self.transaction() as tx:
+            return [await write(tx) for write in writes]
+
+    async def atomic(self, write: Write[T]) -> T:
+        """`write(tx)` in a transaction of its own."""
+        (result,) = await self.run_all([write])
+        return result
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> bool:
+        """Hear what other processes `notify` on `channel`; False when the engine cannot
+        (SQLite)."""
+        return False
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """Tell every process listening on `channel` (PostgreSQL's NOTIFY)."""
 
     async def migrate(self, folder: Path | None = None) -> list[int]:
         raise NotImplementedError
@@ -152,8 +172,7 @@ class Database:
 
     async def _write(self, batch: list[tuple[Write[Any], asyncio.Future[Any]]]) -> bool:
         try:
-            async with self.transaction() as tx:
-                results = [await write(tx) for write, _ in batch]
+            results = await self.run_all([write for write, _ in batch])
         except Exception as error:
             if len(batch) == 1 and not batch[0][1].done():
                 batch[0][1].set_exception(error)

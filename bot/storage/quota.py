@@ -233,9 +233,11 @@ class QuotaEngine(ModeratorActions):
 
     async def _write(self, batch: list[tuple[JobRequest, asyncio.Future[Reservation]]]
                      ) -> list[tuple[asyncio.Future[Reservation], Any]]:
+        async def reserve(tx: Transaction) -> list[tuple[asyncio.Future[Reservation], Any]]:
+            return await self._reserve_batch(tx, batch)
+
         try:
-            async with self.db.transaction() as tx:
-                return await self._reserve_batch(tx, batch)
+            return await self.db.atomic(reserve)
         except Exception as error:  # rolled back: nothing of it was written
             return [(future, error) for _, future in batch]
 

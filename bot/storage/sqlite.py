@@ -3,6 +3,11 @@
 One connection serves the whole bot. aiosqlite runs it on its own thread; an asyncio lock makes
 each transaction whole (`BEGIN IMMEDIATE`), so two coroutines never share one by accident and a
 reservation's read-check-write happens as one step.
+
+A transaction of the stores (an `async def` over `Transaction`, written once for both engines)
+is run whole on that thread in one trip (`run_all`): its statements there complete at once, so
+the coroutine never suspends and is driven to its end in a single `send`. One that awaits
+anything else is rolled back and run again the ordinary way, a trip per statement.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 import aiosqlite
 
 from bot.errors import StartupError
-from bot.storage.database import MIGRATIONS, Database, Transaction, migrations_in
+from bot.storage.database import MIGRATIONS, Database, Transaction, Write, migrations_in
 
 log = logging.getLogger("bot.storage.database")
 
@@ -154,15 +159,29 @@ class SqliteDatabase(Database):
         """`BEGIN IMMEDIATE` … `COMMIT` (or `ROLLBACK` on any error), alone on the connection."""
         async with self._lock:
             try:
+                self.trips += 1
                 await self.connection.execute("BEGIN IMMEDIATE")
-                yield SqliteTransaction(self.connection)
+                yield SqliteTransaction(self.connection, self)
             except BaseException:
                 # also when canceled while BEGIN was queued: the database thread runs it
                 # anyway, and this ROLLBACK after it, in order
                 await self._rollback()
                 raise
             else:
+                self.trips += 1
                 await self.connection.execute("COMMIT")
+
+    async def run_all(self, writes: Sequence[Write[Any]]) -> list[Any]:
+        """The whole transaction in one trip to the database thread (see the module)."""
+        async with self._lock:
+            self.trips += 1
+            try:
+                return await self.connection._execute(_run_on_thread, self.connection._conn,
+                                                      writes)
+            except _Suspended:
+                pass
+        log.debug("a transaction awaited more than the database; run statement by statement")
+        return await super().run_all(writes)
 
     async def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.OperationalError):  # the transaction never began
@@ -171,12 +190,12 @@ class SqliteDatabase(Database):
     async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
                        ) -> aiosqlite.Row | None:
         async with self._lock:
-            return await SqliteTransaction(self.connection).fetchone(sql, params)
+            return await SqliteTransaction(self.connection, self).fetchone(sql, params)
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
                        ) -> list[aiosqlite.Row]:
         async with self._lock:
-            return await SqliteTransaction(self.connection).fetchall(sql, params)
+            return await SqliteTransaction(self.connection, self).fetchall(sql, params)
 
     async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """One write in its own transaction; returns the rows changed."""
@@ -190,24 +209,29 @@ class SqliteTransaction(Transaction):
 
     dialect = "sqlite"
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: aiosqlite.Connection, db: SqliteDatabase) -> None:
         self.connection = connection
+        self.db = db
 
     async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
                        ) -> aiosqlite.Row | None:
+        self.db.trips += 1
         rows = await self.connection.execute_fetchall(sql, params)
         return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
                        ) -> list[aiosqlite.Row]:
+        self.db.trips += 1
         return list(await self.connection.execute_fetchall(sql, params))
 
     async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """Run a write; returns the rows changed."""
+        self.db.trips += 1
         cursor = await self.connection.execute(sql, params)
         return cursor.rowcount
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.db.trips += 1
         await self.connection.executemany(sql, rows)
 
     async def next_ids(self, table: str, count: int) -> list[int]:
@@ -215,3 +239,53 @@ class SqliteTransaction(Transaction):
         row = await self.fetchone(f"SELECT COALESCE(MAX(id), 0) FROM {table}")
         first = int(row[0] if row else 0) + 1
         return list(range(first, first + count))
+
+
+class _Suspended(Exception):
+    """A transaction awaited something besides its own statements."""
+
+
+class _OnThread(SqliteTransaction):
+    """Statements called directly on the database thread: each completes at once."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.raw = connection
+
+    async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        return self.raw.execute(sql, params).fetchone()
+
+    async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+                       ) -> list[Any]:
+        return self.raw.execute(sql, params).fetchall()
+
+    async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        return self.raw.execute(sql, params).rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.raw.executemany(sql, rows)
+
+
+def _complete(coroutine: Any) -> Any:
+    """Drive a coroutine that never suspends to its end."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    except RuntimeError as error:  # it asked for the event loop, which this thread lacks
+        raise _Suspended from error
+    coroutine.close()
+    raise _Suspended
+
+
+def _run_on_thread(connection: sqlite3.Connection, writes: Sequence[Write[Any]]
+                   ) -> list[Any]:
+    tx = _OnThread(connection)
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        results = [_complete(write(tx)) for write in writes]
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return results

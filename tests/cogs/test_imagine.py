@@ -252,7 +252,7 @@ async def test_mentions_in_the_prompt_ping_nobody(stack):
     payloads = [callback(sent)["data"]] + [
         c.json for c in stack.discord.calls
         if c.method in ("PATCH", "POST") and c.json and "allowed_mentions" in c.json]
-    assert len(payloads) > 2
+    assert len(payloads) >= 2  # the reply and the finished message
     for payload in payloads:
         mentions = payload["allowed_mentions"]
         assert mentions["parse"] == []

@@ -4,6 +4,8 @@ the other's job reaches it through the database. (Real processes and kill -9: te
 
 from __future__ import annotations
 
+import asyncio
+
 from bot.jobs.state import CancelOutcome
 from tests.cogs.test_cancel import job_id_of, job_message
 from tests.fakes.discord_server import (
@@ -107,6 +109,17 @@ async def test_a_cancel_asked_while_the_owner_is_down_is_done_when_it_is_back(
     message = await second.finished(there)
     assert message["embeds"][0]["title"] == "Canceled"
     assert first.replicate.predictions[prediction_of(first, "shard one")].status == "canceled"
-    assert await first.bot.storage.processes.cancel_outcome(there_id) == "canceled"
+    assert await answered(first, there_id) == "canceled"  # written just after the message
     status = await first.bot.storage.quota.status(OTHER_GUILD_ID, discord_fake.member.id)
     assert status.periods[0].used == 0
+
+
+async def answered(stack, job_id: int, timeout: float = 10.0) -> str | None:
+    """The owner's answer to a cancel, once it has written it (just after the message)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (outcome := await stack.bot.storage.processes.cancel_outcome(job_id)) is None:
+        if loop.time() > deadline:
+            return None
+        await asyncio.sleep(0.02)
+    return outcome

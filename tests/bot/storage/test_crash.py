@@ -16,7 +16,8 @@ SCRIPT = """
 import asyncio, sys
 from bot.config import QuotaSettings
 from bot.storage import Storage
-from bot.storage.sqlite import SqliteTransaction as Transaction
+from bot.storage.database import Database
+from bot.storage.sqlite import SqliteDatabase, SqliteTransaction as Transaction
 from bot.storage.quota import JobRequest
 
 def job():
@@ -26,6 +27,8 @@ async def main(path):
     storage = await Storage.open(path, QuotaSettings(daily=10, per_user_concurrent=0))
     await storage.quota.reserve(job())
     write_ledger = Transaction.executemany
+    # statement by statement (not in one trip to the database thread), so that one can stall
+    SqliteDatabase.run_all = Database.run_all
 
     async def stall(self, sql, rows):
         await write_ledger(self, sql, rows)  # the rows are written, not yet committed
