@@ -152,3 +152,21 @@ async def test_close_lets_the_edit_under_way_land_and_drops_the_rest():
     updates.show(queued(9))
     await asyncio.sleep(0)
     assert [s.position for s in reporter.shown] == [2]
+
+
+async def test_a_state_shown_with_after_is_dropped_when_a_later_one_comes_first():
+    reporter, time = Recorder(), Time()
+    updates = Updates(reporter, 2.0, time.clock, time.sleep)
+    updates.show(JobState(1, "starting"), after=1.5)  # a job whose images come at once
+    await asyncio.sleep(0)
+    await time.advance(1.0)
+    assert reporter.shown == []
+    updates.show(JobState(1, "processing"))  # replaced before 1.5 s: "starting" never shown
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert [s.stage for s in reporter.shown] == ["processing"]
+
+    updates.show(JobState(1, "starting"), after=1.5)
+    await time.advance(1.5)  # nothing came: it is shown once the wait is out
+    assert [s.stage for s in reporter.shown] == ["processing", "starting"]
+    await updates.close()

@@ -134,3 +134,43 @@ async def test_writes_of_a_burst_share_transactions_and_a_bad_one_fails_alone(tm
     finally:
         db.transaction = original  # type: ignore[method-assign]
         await db.close()
+
+
+async def ban_in(tx, user: int) -> int:
+    await tx.execute("INSERT INTO bans (guild_id, user_id, banned_by, banned_at)"
+                     " VALUES (1, ?, 9, 0)", (user,))
+    return user
+
+
+async def test_a_transaction_is_one_trip_even_one_that_awaits_something_else(tmp_path: Path):
+    import asyncio
+
+    db = await Database.open(tmp_path / "bot.db")
+    try:
+        async def three(tx):
+            return [await ban_in(tx, u) for u in (1, 2, 3)]
+
+        before = db.trips
+        assert await db.atomic(three) == [1, 2, 3]
+        assert db.trips - before == 1  # three statements, one hop to the database thread
+
+        async def awaiting(tx):  # e.g. a store that awaits a lock between its statements
+            await ban_in(tx, 4)
+            await asyncio.sleep(0)
+            return await ban_in(tx, 5)
+
+        assert await db.atomic(awaiting) == 5  # run again the ordinary way, once
+        rows = await db.fetchall("SELECT user_id FROM bans ORDER BY user_id")
+        assert [r[0] for r in rows] == [1, 2, 3, 4, 5]
+
+        async def failing(tx):
+            await ban_in(tx, 6)
+            await tx.execute("INSERT INTO no_such_table VALUES (1)")
+
+        with pytest.raises(Exception, match="no such table"):
+            await db.atomic(failing)
+        rows = await db.fetchall("SELECT user_id FROM bans WHERE user_id = 6")
+        assert rows == []  # the half done before the error is rolled back
+        assert not db.connection.in_transaction
+    finally:
+        await db.close()
