@@ -37,6 +37,7 @@ ENV_PATH = "FLUX_BOT_CONFIG"
 SECRET_ENV = {
     ("discord", "token"): "DISCORD_TOKEN",
     ("replicate", "api_token"): "REPLICATE_API_TOKEN",
+    ("replicate", "webhook_secret"): "REPLICATE_WEBHOOK_SECRET",
 }
 # settings the environment may give too (a container's health address, say), winning as well
 PLAIN_ENV = {("http", "listen"): "FLUX_BOT_HTTP_LISTEN", ("storage", "database"): "DATABASE_URL",
@@ -276,6 +277,9 @@ class Config(Section):
         if t.min_images > t.max_images:
             raise ValueError(f"training.min_images: {t.min_images} is above "
                              f"training.max_images ({t.max_images})")
+        if self.replicate.webhook_url and not self.http.listen:
+            raise ValueError("replicate.webhook_url: needs http.listen, the address whose "
+                             "/replicate/webhook it reaches (e.g. \"0.0.0.0:8080\")")
         if self.defaults.steps > self.limits.max_steps:
             raise ValueError(f"defaults.steps: {self.defaults.steps} is above "
                              f"limits.max_steps ({self.limits.max_steps})")
@@ -286,7 +290,8 @@ class Config(Section):
         password = urlsplit(self.storage.database).password \
             if "://" in self.storage.database else None
         return [s for s in (self.discord.token.get_secret_value(),
-                            self.replicate.api_token.get_secret_value(), password) if s]
+                            self.replicate.api_token.get_secret_value(),
+                            self.replicate.webhook_secret.get_secret_value(), password) if s]
 
     def require(self, *keys: str) -> None:
         """Raise `ConfigError` when any of the secrets `keys` (`discord.token`, …) is empty."""

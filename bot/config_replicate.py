@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 
 from bot.config_base import Section, http_url
+from bot.replicate.webhooks import signing_key
 
 DEFAULT_UPSCALER = "nightmareai/real-esrgan"
 DEFAULT_UPSCALER_VERSION = "f121d640bd286e1fdc67f9799164c1d5be36ff74576ee11c803ae5b665dd46aa"
@@ -37,10 +38,37 @@ class ReplicateSettings(Section):
     max_concurrent: int = Field(8, ge=1, le=1000)
     cost_per_second: float = Field(0.0014, ge=0)
     creates_per_minute: int = Field(600, ge=0, le=100_000)
+    calls_per_minute: int = Field(3000, ge=0, le=1_000_000)
+    webhook_url: str = ""
+    webhook_secret: SecretStr = SecretStr("")
+    reconcile_seconds: int = Field(30, ge=1, le=3600)
 
     @property
     def version_ref(self) -> str:
         return f"{self.model}:{self.version}"
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, v: str) -> str:
+        """Replicate posts only to https; plain http is let through for a loopback address
+        (a local relay, the tests)."""
+        if not v:
+            return v
+        url = http_url(v, ("https", "http"))
+        host = re.sub(r"^\w+://(?:[^@/]*@)?", "", url).split("/")[0].rsplit(":", 1)[0]
+        if url.startswith("http://") and host not in ("127.0.0.1", "localhost", "[::1]"):
+            raise ValueError(f"{json.dumps(v)} must be https (Replicate posts only to https)")
+        return url
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, v: SecretStr) -> SecretStr:
+        if v.get_secret_value():
+            try:
+                signing_key(v.get_secret_value())
+            except ValueError as exc:
+                raise ValueError(f"is not a webhook signing secret: it {exc}") from None
+        return v
 
     @field_validator("api_base")
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,7 +26,8 @@ from bot.i18n import set_default_locale
 from bot.jobs import JobRunner
 from bot.metrics import Metrics
 from bot.online import check_destination
-from bot.pacing import LocalPacer
+from bot.pacing import LeasedPacer, LocalPacer, Pace, burst_of
+from bot.push_setup import open_webhooks
 from bot.replicate.client import ReplicateClient
 from bot.replicate.errors import AuthenticationError, NotFoundError, ReplicateError
 from bot.storage import Storage
@@ -93,21 +94,27 @@ class Flux:
         failure a `StartupError` naming the key), load the cogs, resume the jobs."""
         self.storage = await Storage.open(self.config.storage.database, self.config.quota,
                                           budget=self.config.budget)
+        self.metrics.watch_database(lambda: self.storage.db.trips)
         # each prediction in flight may hold a connection (`Prefer: wait`), downloads need more
         slots = self.config.replicate.max_concurrent
         self.http_session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=2 * slots + 20, limit_per_host=0))
+        creates, calls = self.pacing()
         self.replicate = ReplicateClient.from_settings(
-            self.http_session, self.config.replicate, observer=self.metrics.replicate_request)
+            self.http_session, self.config.replicate, observer=self.metrics.replicate_request,
+            pace_calls=calls)
         self.runner = JobRunner(
             self.storage, self.replicate, self.http_session, models=models(self.config),
-            metrics=self.metrics, image_hosts=self.image_hosts(), pace=self.create_pacing())
+            metrics=self.metrics, image_hosts=self.image_hosts(), pace=creates)
         await self.check_replicate_token()
+        webhook = await open_webhooks(self.config, self.replicate, self.storage.db,
+                                      self.metrics, several=self.config.discord.shards()
+                                      is not None)
         self._lag_watch = asyncio.create_task(self.metrics.watch_loop_lag())
         if self.config.http.listen:
             self.health = HealthServer(self.config.http.listen, self.metrics,
                                        gateway=lambda: self.gateway_up and not self.is_closed(),
-                                       database=self.database_answers)
+                                       database=self.database_answers, webhook=webhook)
             try:
                 await self.health.start()
             except OSError as exc:
@@ -122,16 +129,27 @@ class Flux:
         if self.sync_commands:
             await self.sync_app_commands()
 
-    def create_pacing(self) -> Callable[[], Awaitable[float]] | None:
-        """The account's create rate: kept in memory by a bot in one process, in the
-        database when processes split the shards (they share the account)."""
-        per_minute = self.config.replicate.creates_per_minute
-        if not per_minute:
-            return None
-        burst = max(1.0, per_minute / 10)
-        if self.config.discord.shards() is None:
-            return LocalPacer(per_minute, burst).pace
-        return lambda: self.storage.processes.pace("create", per_minute, burst)
+    def pacing(self) -> tuple[Pace | None, Pace | None]:
+        """The account's rates, for creates and for every other call: kept in memory by a
+        bot in one process, in the database when processes split the shards (they share
+        the account); their waits in /metrics."""
+        one_process = self.config.discord.shards() is None
+        paces: list[Pace | None] = []
+        for kind, per_minute in (("create", self.config.replicate.creates_per_minute),
+                                 ("call", self.config.replicate.calls_per_minute)):
+            if not per_minute:
+                paces.append(None)
+                continue
+            if one_process:
+                pace: Pace = LocalPacer(per_minute).pace
+            elif kind == "create":
+                pace = partial(self.storage.processes.pace, kind, per_minute,
+                               burst_of(per_minute))
+            else:
+                pace = LeasedPacer(partial(self.storage.processes.pace, kind, per_minute,
+                                           burst_of(per_minute))).pace
+            paces.append(self.metrics.paced(kind, pace))
+        return paces[0], paces[1]
 
     async def check_replicate_token(self) -> None:
         """A refused token stops the start (every /imagine would fail); an API out of reach

@@ -1,5 +1,6 @@
 """`[http] listen`: /healthz (gateway connected and database answering, else 503) and /metrics
-in Prometheus' text format, on a small aiohttp server beside the bot."""
+in Prometheus' text format, on a small aiohttp server beside the bot; and, when webhooks are
+on, Replicate's pushes (`bot.webhook_endpoint`)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.metrics import Metrics
+from bot.webhook_endpoint import WebhookEndpoint
 
 log = logging.getLogger(__name__)
 
 
 class HealthServer:
     def __init__(self, listen: str, metrics: Metrics, *, gateway: Callable[[], bool],
-                 database: Callable[[], Awaitable[bool]]) -> None:
+                 database: Callable[[], Awaitable[bool]],
+                 webhook: WebhookEndpoint | None = None) -> None:
         host, _, port = listen.rpartition(":")
         self.host = host.strip("[]")
         self.port = int(port)
@@ -29,6 +32,8 @@ class HealthServer:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
+        if webhook is not None:
+            webhook.add_to(app)
         self.app = app
 
     async def start(self) -> None:

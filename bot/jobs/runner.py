@@ -281,16 +281,16 @@ class JobRunner:
             size = await self.steps.unless_canceled(
                 job, self.steps.check_image(job.work.input_image))
             job.work.check_size(*size)
-        if self.pace is not None:  # the account's rate, shared by every process
-            wait = await self.steps.unless_canceled(job, self.pace())
-            if wait > 0:
-                await self.steps.unless_canceled(job, asyncio.sleep(wait))
         work = job.work.unique(self.rand)  # an input that tells this job from any other
         sent_at = await self.storage.history.claim(job.id, work.to_dict())
         if sent_at is None:  # settled meanwhile (a moderator's cancel): say so, create nothing
             await self._tell_canceled(job)
             raise Settled
         job.work, job.create_sent_at = work, sent_at
+        if self.pace is not None:  # the account's rate; drawn last, so the create keeps to it
+            wait = await self.steps.unless_canceled(job, self.pace())
+            if wait > 0:
+                await self.steps.unless_canceled(job, asyncio.sleep(wait))
         if job.cancel_asked.is_set():
             raise Canceled
         self._phase(job, CREATING)

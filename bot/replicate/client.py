@@ -35,6 +35,7 @@ from bot.replicate.errors import (
     error_from_response,
 )
 from bot.replicate.prediction import Prediction
+from bot.replicate.pushed import Push
 from bot.replicate.retry import PollPolicy, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,8 @@ class ReplicateClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
         observer: Observer | None = None,
+        pace_calls: Callable[[], Awaitable[float]] | None = None,
+        push: Push | None = None,
     ) -> None:
         self.session = session
         self.api_base = api_base.rstrip("/")
@@ -106,6 +109,8 @@ class ReplicateClient:
         self.sleep = sleep
         self.rand = rand
         self.observer = observer
+        self.pace_calls = pace_calls  # the account's rate for every call but a create
+        self.push = push  # where Replicate pushes (None: everything is polled)
         self._token = api_token
         self._slots = asyncio.Semaphore(max_concurrent)
         self.max_concurrent = max_concurrent
@@ -168,6 +173,10 @@ class ReplicateClient:
         attempt = 0
         while True:
             attempt += 1
+            if idempotent and self.pace_calls is not None:
+                wait = await self.pace_calls()
+                if wait > 0:
+                    await self.sleep(wait)
             started = self.clock()
             status: int | None = None
             try:
@@ -238,11 +247,15 @@ class ReplicateClient:
                    "User-Agent": f"flux-lora-bot/{__version__}"}
         if wait:
             headers["Prefer"] = f"wait={wait}"
-        return await self._json(
-            "POST", "predictions", idempotent=False, headers=headers,
-            json_body={"version": version or self.version_ref, "input": input},
-            seconds=wait + self.request_timeout,
-        )
+        body = {"version": version or self.version_ref, "input": input}
+        return await self._json("POST", "predictions", idempotent=False, headers=headers,
+                                json_body=self._pushed_to(body, Push.EVENTS),
+                                seconds=wait + self.request_timeout)
+
+    def _pushed_to(self, body: dict[str, Any], events: tuple[str, ...]) -> dict[str, Any]:
+        if self.push is not None:
+            body |= {"webhook": self.push.url, "webhook_events_filter": list(events)}
+        return body
 
     async def create_training(self, input: dict[str, Any], *, version: str,
                               destination: str) -> Prediction:
@@ -255,7 +268,8 @@ class ReplicateClient:
         return await self._json(
             "POST", "models", *model.split("/"), "versions", version_id, "trainings",
             idempotent=False, headers={"User-Agent": f"flux-lora-bot/{__version__}"},
-            json_body={"destination": destination, "input": input})
+            json_body=self._pushed_to({"destination": destination, "input": input},
+                                      Push.TRAINING_EVENTS))
 
     async def get(self, prediction_id: str, *, deadline: float | None = None,
                   collection: str = "predictions") -> Prediction:
@@ -272,6 +286,15 @@ class ReplicateClient:
         data = await self.send("GET", self.url("models", *name.split("/")), idempotent=True,
                                headers=self.auth_headers())
         return data if isinstance(data, dict) else {}
+
+    async def webhook_secret(self) -> str:
+        """`GET /webhooks/default/secret`: the `whsec_` key Replicate signs webhooks with."""
+        data = await self.send("GET", self.url("webhooks", "default", "secret"),
+                               idempotent=True, headers=self.auth_headers())
+        key = data.get("key") if isinstance(data, dict) else None
+        if not isinstance(key, str):
+            raise TransportError("no key in the answer to GET /webhooks/default/secret")
+        return key
 
     async def account(self) -> dict[str, Any]:
         """`GET /account`: the cheapest call that proves the token."""
@@ -295,26 +318,44 @@ class ReplicateClient:
         are all there); cancel it and raise `PredictionTimeout` once `deadline` (on `clock`)
         passes. Transient failures are polled through."""
         seen = (prediction.status, prediction.logs, len(prediction.output))
+        if self.push is not None:
+            prediction = self.push.pushed.merge(prediction)  # pushed while the create held
         poll = 0
         while not prediction.terminal and not (until_outputs and outputs_ready(prediction)):
             remaining = deadline - self.clock()
             if remaining <= 0:
                 canceled = await self.cancel_quietly(prediction.id, collection)
                 raise PredictionTimeout(canceled or prediction)
-            await self.sleep(min(remaining, self.poll.interval(
-                poll, bool(prediction.output), long=collection == "trainings")))
-            poll += 1
-            try:
-                prediction = await self.get(prediction.id, deadline=deadline,
-                                            collection=collection)
-            except TRANSIENT as exc:
-                log.warning("replicate poll %s failed: %s", prediction.id, exc.describe())
-                continue
+            if self.push is not None:
+                pushed = await self.push.pushed.next(prediction,
+                                                     min(remaining, self.push.reconcile))
+                if pushed is not None:
+                    prediction = pushed
+                elif self.clock() >= deadline:
+                    continue
+                else:  # no news for a while: a webhook may be lost, the API knows
+                    prediction = await self._poll(prediction, deadline, collection)
+            else:
+                await self.sleep(min(remaining, self.poll.interval(
+                    poll, bool(prediction.output), long=collection == "trainings")))
+                poll += 1
+                prediction = await self._poll(prediction, deadline, collection)
             now = (prediction.status, prediction.logs, len(prediction.output))
             if now != seen:
                 seen = now
                 await _call(on_update, prediction)
         return prediction
+
+    async def _poll(self, prediction: Prediction, deadline: float, collection: str
+                    ) -> Prediction:
+        """The prediction as the API has it now (as it was, when the API is away for a
+        moment); never behind what a webhook already said."""
+        try:
+            fresh = await self.get(prediction.id, deadline=deadline, collection=collection)
+        except TRANSIENT as exc:
+            log.warning("replicate poll %s failed: %s", prediction.id, exc.describe())
+            return prediction
+        return self.push.pushed.merge(fresh) if self.push is not None else fresh
 
     async def cancel_quietly(self, prediction_id: str, collection: str = "predictions"
                              ) -> Prediction | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -113,6 +113,19 @@ class PostgresDatabase(Database):
         super().__init__()
         self.pool = pool
         self.url = url
+        self._listening: asyncpg.Connection | None = None
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> bool:
+        """Call `callback(payload)` for every NOTIFY on `channel`, from any process."""
+        if self._listening is None:
+            self._listening = await asyncpg.connect(self.url)
+        await self._listening.add_listener(
+            channel, lambda _connection, _pid, _channel, payload: callback(payload))
+        return True
+
+    async def notify(self, channel: str, payload: str) -> None:
+        self.trips += 1
+        await self.pool.execute("SELECT pg_notify($1, $2)", channel, payload)
 
     @classmethod
     async def connect(cls, url: str, *, migrations: Path | None = None,
@@ -173,4 +186,6 @@ class PostgresDatabase(Database):
 
     async def close(self) -> None:
         await self.flush()
+        if self._listening is not None:
+            await self._listening.close()
         await self.pool.close()

@@ -23,17 +23,19 @@ class Processes:
         self.db = db
         self.clock = clock
 
-    async def pace(self, name: str, per_minute: float, burst: float) -> float:
-        """Take a slot of `name` (`per_minute`, bursts of `burst`); returns the seconds to wait
-        before using it (0: at once). Slots are promised in order across every process: a
-        burst queues instead of exceeding the account's rate."""
+    async def pace(self, name: str, per_minute: float, burst: float, count: int = 1
+                   ) -> float:
+        """Take `count` slots of `name` (`per_minute`, bursts of `burst`); returns the seconds
+        to wait before using the last (0: at once). Slots are promised in order across every
+        process: a burst queues instead of exceeding the account's rate."""
         async def take(tx: Transaction) -> float:
             now = self.clock()
             await tx.execute("INSERT INTO pacing (name, tokens, updated_at) VALUES (?, ?, ?)"
                              " ON CONFLICT (name) DO NOTHING", (name, burst, now))
             row = await tx.fetchone("SELECT tokens, updated_at FROM pacing WHERE name = ?"
                                     + tx.for_update, (name,))
-            tokens, wait = draw(row["tokens"], row["updated_at"], now, per_minute, burst)
+            tokens, wait = draw(row["tokens"], row["updated_at"], now, per_minute, burst,
+                                count)
             await tx.execute("UPDATE pacing SET tokens = ?, updated_at = ? WHERE name = ?",
                              (tokens, now, name))
             return wait

@@ -212,3 +212,41 @@ def test_budget_defaults_match_the_spec():
     budget = parse_config({}, {}).budget
     assert (budget.monthly_usd, budget.daily_usd_total, budget.warn_at, budget.mode) == \
         (0.0, 0.0, 0.8, "block")
+
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.mark.parametrize(("replicate", "http", "line"), [
+    ({"webhook_url": "http://bot.example.com/replicate/webhook"}, {"listen": "0.0.0.0:8080"},
+     'replicate.webhook_url: "http://bot.example.com/replicate/webhook" must be https'),
+    ({"webhook_url": "bot.example.com/hook"}, {"listen": "0.0.0.0:8080"},
+     "replicate.webhook_url: "),
+    ({"webhook_url": "https://bot.example.com/replicate/webhook"}, {},
+     "replicate.webhook_url: needs http.listen"),
+    ({"webhook_secret": "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, {},
+     "replicate.webhook_secret: is not a webhook signing secret: it does not start with whsec_"),
+    ({"reconcile_seconds": 0}, {}, "replicate.reconcile_seconds: 0 is below 1"),
+    ({"calls_per_minute": -1}, {}, "replicate.calls_per_minute: -1 is below 0"),
+])
+def test_bad_webhook_and_pacing_settings_are_one_line_each(replicate, http, line):
+    found = lines({"replicate": replicate, "http": http})
+    assert len(found) == 1 and found[0].startswith(line), found
+
+
+def test_the_webhook_secret_may_come_from_the_environment_and_is_never_shown():
+    config = parse_config({"replicate": {"webhook_url": "https://bot.example.com/replicate/"
+                                         "webhook"}, "http": {"listen": "0.0.0.0:8080"}},
+                          {"REPLICATE_WEBHOOK_SECRET": SECRET})
+    assert config.replicate.webhook_secret.get_secret_value() == SECRET
+    shown = config.masked_toml() + repr(config) + str(config)
+    assert SECRET not in shown and SECRET in config.secrets()
+    (line,) = lines({}, {"REPLICATE_WEBHOOK_SECRET": "whsec_" + SECRET[8:] + "!"})
+    assert line.startswith("replicate.webhook_secret: is not a webhook signing secret") and \
+        SECRET[8:] not in line
+
+
+def test_pacing_defaults_are_replicates_limits():
+    replicate = parse_config({}, {}).replicate
+    assert (replicate.creates_per_minute, replicate.calls_per_minute,
+            replicate.webhook_url, replicate.reconcile_seconds) == (600, 3000, "", 30)

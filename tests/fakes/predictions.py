@@ -153,6 +153,8 @@ class FakePrediction:
         self.terminal_at: float | None = None  # monotonic: terminal status reached
         self.cancel_at = time.monotonic() + cancel_after if cancel_after else None
         self.changed = asyncio.Event()
+        self.webhook: str | None = None  # where its events are pushed (`Pushes`)
+        self.webhook_events: tuple[str, ...] = ()
         self.steps = int(data.get("num_inference_steps", 28))
         if data.get("image"):
             strength = float(data.get("prompt_strength", 0.8))
@@ -299,6 +301,8 @@ class FakePrediction:
             self.terminal_at = time.monotonic()
         self.changed.set()
         self.changed = asyncio.Event()
+        if self.webhook:
+            self.server.pushes.changed(self)
 
     def cancel(self) -> None:
         if not self.terminal:

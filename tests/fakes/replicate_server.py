@@ -35,6 +35,7 @@ from tests.fakes.predictions import (
     Scenario,
     make_image,
 )
+from tests.fakes.pushes import AccountLimits, Pushes
 from tests.fakes.upscaler import UPSCALER, UPSCALER_VERSION
 
 __all__ = ["MODEL", "TOKEN", "UPSCALER", "UPSCALER_VERSION", "VERSION", "FakePrediction",
@@ -66,6 +67,8 @@ class FakeReplicate(LoopbackServer):
         self.refusals_expected = False  # a test that sends what the API refuses on purpose
         self._release = asyncio.Event()  # ends every hold now (as if its time ran out)
         self.page_size = 100
+        self.pushes = Pushes(self)  # webhooks, for creates that ask for them
+        self.limits: AccountLimits | None = None  # the account's rates, enforced when set
         self.models = {trainer.DESTINATION}  # the account's own models (training targets)
         self._ids = itertools.count(1)
         app = web.Application(client_max_size=32 * 1024 * 1024)
@@ -77,6 +80,7 @@ class FakeReplicate(LoopbackServer):
             app.router.add_get(f"{prefix}/models/{{owner}}/{{name}}/versions/{{vid}}",
                                self._version)
             app.router.add_get(f"{prefix}/account", self._account)
+            app.router.add_get(f"{prefix}/webhooks/default/secret", self._secret)
             trainer.add_routes(app, prefix, self)
         app.router.add_get("/files/{pid}/{name}", self._file)
         self.app = app
@@ -86,6 +90,7 @@ class FakeReplicate(LoopbackServer):
             if prediction.task:
                 prediction.task.cancel()
         self.release_holds()  # a held create would keep the server's shutdown waiting
+        await self.pushes.close()
         await super().close()
 
     @property
@@ -127,6 +132,10 @@ class FakeReplicate(LoopbackServer):
             "ratelimit-remaining": "2999", "ratelimit-reset": "1", **headers})
 
     async def _fault(self, request: web.Request) -> web.StreamResponse | None:
+        if self.limits is not None and request.path.startswith(PREFIXES) and \
+                not self.limits.admit(AccountLimits.kind_of(request.method, request.path)):
+            return self._problem(429, "Request was throttled. Your rate limit resets in ~1s.",
+                                 "Request was throttled")
         for fault in self.faults:
             if fault.kind != "reset_after" and fault.matches(request.method, request.path):
                 fault.times -= 1
@@ -238,6 +247,7 @@ class FakeReplicate(LoopbackServer):
         prediction = await upscaler.create(self, kind, pid, dict(body["input"]), scenario,
                                            cancel_after)
         self.predictions[pid] = prediction
+        self.pushes.created(prediction, body)
         headers: dict[str, str] = {"ratelimit-remaining": "599"}
         wait = re.fullmatch(r"wait(?:=(\d+))?", request.headers.get("Prefer", "").strip())
         if wait:
@@ -380,6 +390,14 @@ class FakeReplicate(LoopbackServer):
         schema = {"openapi": "3.0.2", "components": {"schemas": {"Output": known[vid]}}}
         return self._json({"id": vid, "created_at": "2024-10-05T00:00:00.000Z",
                            "cog_version": "0.9.25", "openapi_schema": schema})
+
+    async def _secret(self, request: web.Request) -> web.StreamResponse:
+        await self._record(request)
+        if (fault := await self._fault(request)) is not None:
+            return fault
+        if not self._authorised(request):
+            return self._unauthorised()
+        return self._json({"key": self.pushes.secret})
 
     async def _account(self, request: web.Request) -> web.StreamResponse:
         await self._record(request)

@@ -92,6 +92,7 @@ async def create(server: FakeReplicate, request: web.Request) -> web.StreamRespo
     training = Training(server, tid, dict(body["input"]), scenario, body["destination"],
                         source, reason)
     server.predictions[tid] = training
+    server.pushes.created(training, body)
     if lost:
         assert request.transport is not None
         request.transport.abort()
