@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 
 class Metrics:
@@ -34,6 +36,41 @@ class Metrics:
         self.replicate_errors = Counter(
             "fluxbot_replicate_errors", "Replicate API answers that were not 2xx, by status "
             "(0: no answer)", ["status"], registry=r)
+
+        self.pacing_wait = Histogram(
+            "fluxbot_replicate_pacing_wait_seconds", "How long a request waited for the "
+            "account's rate (create: 600 a minute; call: 3,000), by kind", ["kind"],
+            registry=r, buckets=(0.001, 0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60))
+
+        self.webhooks = Counter("fluxbot_replicate_webhooks", "Webhooks received, by outcome "
+                                "(accepted, duplicate, stale event, or why refused)",
+                                ["outcome"], registry=r)
+
+    def webhook(self, outcome: str) -> None:
+        self.webhooks.labels(outcome).inc()
+
+    def paced(self, kind: str, pace: Callable[[], Awaitable[float]]
+              ) -> Callable[[], Awaitable[float]]:
+        """`pace`, its waits counted under `kind`."""
+        histogram = self.pacing_wait.labels(kind)
+
+        async def counted() -> float:
+            wait = await pace()
+            histogram.observe(wait)
+            return wait
+
+        return counted
+
+    def watch_database(self, trips: Callable[[], int]) -> None:
+        """`fluxbot_database_trips_total`: each a thread hop or a round trip (what a job
+        costs the database, whatever else is in the queue)."""
+
+        class Trips(Collector):
+            def collect(self) -> Iterator[CounterMetricFamily]:
+                yield CounterMetricFamily("fluxbot_database_trips", "Calls that went to the "
+                                          "database (one per transaction)", value=trips())
+
+        self.registry.register(Trips())
 
     def watch_queue(self, queued: Callable[[], int], running: Callable[[], int]) -> None:
         self.jobs_queued.set_function(queued)

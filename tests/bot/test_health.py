@@ -46,6 +46,9 @@ async def test_metrics_count_generations_credits_and_replicate_calls(start_stack
     assert 'fluxbot_replicate_errors_total{status="429"} 1.0' in lines
     assert "fluxbot_jobs_queued 0.0" in lines and "fluxbot_jobs_in_flight 0.0" in lines
     assert any(line.startswith("fluxbot_event_loop_lag_seconds_count ") for line in lines)
+    (trips,) = [line for line in lines if line.startswith("fluxbot_database_trips_total ")]
+    assert 0 < float(trips.split()[1]) == stack.bot.storage.db.trips
+    assert 'fluxbot_replicate_pacing_wait_seconds_count{kind="create"} 2.0' in lines  # a job each
     assert any(line.startswith('fluxbot_replicate_request_seconds_count{endpoint="predictions",'
                                'method="POST"}') for line in lines)
 
