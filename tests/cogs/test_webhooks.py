@@ -175,3 +175,36 @@ async def test_the_secret_comes_from_the_api_unless_configured(start_stack):
     stack.replicate.finish(prediction.id)
     assert (await stack.finished(sent))["embeds"][0]["title"] == "Done"
     assert polls(stack) == []
+
+
+async def test_a_push_reaching_another_process_reaches_the_jobs_owner(postgres_database,
+                                                                      start_stack,
+                                                                      discord_fake):
+    """Two shard processes behind one public URL that happens to lead to the first: the
+    second's job still ends by its webhook (passed on through PostgreSQL), not by polling."""
+    from tests.cogs.test_shards import shard
+    from tests.fakes.discord_server import OTHER_GUILD_CHANNEL_ID, OTHER_GUILD_ID
+
+    discord_fake.servers.append(OTHER_GUILD_ID)
+    ports = free_port(), free_port()
+    url = f"http://127.0.0.1:{ports[0]}/replicate/webhook"  # the proxy's one address
+    stacks = []
+    for number, port in enumerate(ports):
+        settings = shard(number, postgres_database)
+        settings["replicate"] |= {**DEFAULTS["replicate"], "webhook_url": url}
+        stacks.append(await start_stack(http={"listen": f"127.0.0.1:{port}"}, **settings))
+    first, second = stacks
+    first.replicate.scenario = Scenario(manual=True)
+    sent = await first.discord.slash("imagine", {"prompt": "over there"},
+                                     channel_id=OTHER_GUILD_CHANNEL_ID)
+    await first.replicate.wait_for(lambda: first.replicate.holding)
+    first.replicate.release_holds()
+    await first.replicate.wait_for(lambda: first.replicate.pushes.events("start"))
+    (prediction,) = first.replicate.predictions.values()
+    await first.replicate.wait_for(lambda: second.bot.replicate.push.pushed.followed(
+        prediction.id))  # the job's owner waits for news
+    first.replicate.finish(prediction.id)
+    message = await second.finished(sent)
+    assert message["embeds"][0]["title"] == "Done" and len(message["attachments"]) == 1
+    assert polls(first) == []  # the second process heard it from the first
+    assert not first.bot.replicate.push.pushed.followed(prediction.id)
