@@ -20,13 +20,21 @@ async def test_the_benchmark_runs_and_reports(tmp_path: Path):
     stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 0, stderr.decode()[-3000:]
     results = json.loads(out.read_text())
-    (burst,) = results["bursts"]
-    assert burst["jobs"] == burst["posted"] == 5
-    assert set(burst["latency_ms"]) == {"p50", "p95", "p99"}
+    for mode in ("polling", "webhooks"):
+        (run,) = results["realistic"][mode]["runs"]
+        assert run["jobs"] == run["posted"] == 10
+        assert set(run["outputs_to_posted_ms"]) == {"p50", "p95", "p99"}
+        assert run["database_trips_per_generation"] > 0 and run["bot_cpu_ms_per_generation"] > 0
+        assert results["realistic"][mode]["long_jobs"]["posted"] == 5
+    webhooks = results["realistic"]["webhooks"]["long_jobs"]["replicate_calls_per_generation"]
+    polling = results["realistic"]["polling"]["long_jobs"]["replicate_calls_per_generation"]
+    assert webhooks < polling  # what the webhooks are for
+    assert results["stress"]["posted"] == 5
     assert results["quota"]["reservations"] == 4000
-    assert set(results["detection"]) == {"flux-lora-bot", "replicate (create + wait)",
-                                         "replicate (async_run)"}
-    assert b"terminal" in stdout and b"quota reservations per second" in stdout
+    for clients in results["detection"].values():
+        assert set(clients) == {"flux-lora-bot", "replicate create(wait=60)",
+                                "replicate async_run"}
+    assert b"outputs \xe2\x86\x92 posted" in stdout and b"quota reservations per second" in stdout
 
 
 async def test_the_reservation_benchmark_runs_on_both_engines(tmp_path: Path,

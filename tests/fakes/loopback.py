@@ -54,6 +54,7 @@ class LoopbackServer:
         self._runner: web.AppRunner | None = None
         self._changed = asyncio.Event()
         self.gates: list[Gate] = []
+        self.round_trip = 0.0  # seconds each request takes on the way there and back (bench)
 
     def gate(self, method: str, fragment: str, match: Callable[[Any], bool] | None = None,
              times: int | None = None) -> Gate:
@@ -68,7 +69,19 @@ class LoopbackServer:
             if gate.matches(method, path, detail):
                 await gate.wait()
 
+    @web.middleware
+    async def _far_away(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Half the round trip before the server sees a request, half before its answer
+        is back (the gateway's socket, once open, is not delayed)."""
+        if not self.round_trip or request.headers.get("Upgrade"):
+            return await handler(request)
+        await asyncio.sleep(self.round_trip / 2)
+        response = await handler(request)
+        await asyncio.sleep(self.round_trip / 2)
+        return response
+
     async def start(self) -> Self:
+        self.app.middlewares.append(self._far_away)
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
