@@ -20,6 +20,9 @@ from tests.fakes.replicate_server import TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+# BENCH_PROFILE=/tmp/bot.prof: the bot runs under cProfile, its figures written there at exit
+PROFILE = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] \
+    if os.environ.get("BENCH_PROFILE") else []
 
 
 def free_port() -> int:
@@ -87,7 +90,7 @@ class BotProcess:
     async def start(self) -> None:
         await self.servers.post("/expect_bot", {})
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", "--config", str(self.config),
+            sys.executable, *PROFILE, "-m", "bot", "run", "--config", str(self.config),
             env={**ENV, "DISCORD_TOKEN": BOT_TOKEN, "REPLICATE_API_TOKEN": TOKEN},
             stdout=asyncio.subprocess.DEVNULL, stderr=self.log.open("wb"))
         await self.servers.get("/identified")

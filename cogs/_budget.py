@@ -36,7 +36,7 @@ async def _tell(bot: FluxBot, guild_id: int, refused: str | None) -> None:
     settings = bot.config.budget
     try:
         if not (settings.monthly_usd or settings.daily_usd_total or
-                await bot.storage.budget.own_limit(guild_id)):
+                await bot.storage.budget.own_limit(guild_id, fresh_within=5.0)):
             return  # no budget anywhere: nothing to tell
         for scope, level, used, limit in await bot.storage.budget.notices(guild_id, refused):
             consequence = "" if level == "warn" else \

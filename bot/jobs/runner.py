@@ -302,7 +302,7 @@ class JobRunner:
         """Its id is known: write it down first, so that a crash can resume it."""
         job.prediction_id = prediction.id
         job.ended = prediction.terminal
-        await self.storage.history.mark_running(job.id, prediction.id)
+        job.record = await self.storage.history.mark_running(job.id, prediction.id)
         if job.phase in (QUEUED, CREATING):
             self._phase(job, RUNNING)
 
@@ -323,7 +323,7 @@ class JobRunner:
     # -- endings ----------------------------------------------------------------------------
 
     async def _deliver(self, job: Job, result: GenerationResult) -> None:
-        record = await self.storage.history.get(job.id)
+        record = job.record or await self.storage.history.get(job.id)
         assert record is not None
         try:
             posted = await job.reporter.deliver(record, result)

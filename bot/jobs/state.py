@@ -93,3 +93,4 @@ class Job:
     slot: bool = False                   # it holds one of the queue's slots
     outcome: CancelOutcome = CancelOutcome.CANCELED
     cancel_asked: asyncio.Event = field(default_factory=asyncio.Event)
+    record: Generation | None = None     # as stored once its prediction was created

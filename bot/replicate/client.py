@@ -318,8 +318,11 @@ class ReplicateClient:
         are all there); cancel it and raise `PredictionTimeout` once `deadline` (on `clock`)
         passes. Transient failures are polled through."""
         seen = (prediction.status, prediction.logs, len(prediction.output))
-        if self.push is not None:
-            prediction = self.push.pushed.merge(prediction)  # pushed while the create held
+        if self.push is not None:  # pushed while the create held, or before we listened
+            prediction = self.push.pushed.merge(prediction)
+            if (prediction.status, prediction.logs, len(prediction.output)) != seen:
+                seen = (prediction.status, prediction.logs, len(prediction.output))
+                await _call(on_update, prediction)
         poll = 0
         while not prediction.terminal and not (until_outputs and outputs_ready(prediction)):
             remaining = deadline - self.clock()

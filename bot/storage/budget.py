@@ -95,6 +95,8 @@ class Budget:
         # (kind, shape, work units, predict time) of recent finished jobs, newest first
         self._recent: list[tuple[str, tuple[Any, ...], float, float]] = []
         self._recent_at = -REFRESH
+        # server -> (when, its own limit in dollars or None), as the last reservation read it
+        self._own: dict[int, tuple[float, float | None]] = {}
 
     # -- estimates --------------------------------------------------------------------------
 
@@ -144,6 +146,9 @@ class Budget:
             own = {int(r["guild_id"]): int(r["monthly_micros"]) for r in await tx.fetchall(
                 f"SELECT guild_id, monthly_micros FROM guild_budgets WHERE guild_id IN ({marks})",
                 servers)}
+            seen = self.clock()
+            for g in servers:
+                self._own[g] = (seen, to_usd(own[g]) if g in own else None)
             default = to_micros(self.settings.monthly_usd)
             limits = {g: own.get(g, default) for g in servers if own.get(g, default)}
         if limits:  # else there is nothing to sum: no server of the batch has a budget
@@ -165,6 +170,7 @@ class Budget:
 
     async def set_monthly(self, guild_id: int, usd: float, actor_id: int) -> None:
         """This server's monthly budget; 0 gives it back to the config's."""
+        self._own.pop(guild_id, None)
         async with self.db.transaction() as tx:
             now = self.clock()
             if usd > 0:
@@ -177,9 +183,13 @@ class Budget:
                 await tx.execute("DELETE FROM guild_budgets WHERE guild_id = ?", (guild_id,))
             await audit(tx, guild_id, actor_id, "budget-set", None, {"usd": usd}, now)
 
-    async def own_limit(self, guild_id: int) -> float | None:
+    async def own_limit(self, guild_id: int, fresh_within: float = 0.0) -> float | None:
         """The monthly budget a moderator set for this server, in dollars (None: the
-        config's)."""
+        config's). Within `fresh_within` seconds of a reservation, as that read it: what
+        the notices after a job need, without a database trip of their own."""
+        seen = self._own.get(guild_id)
+        if seen is not None and self.clock() - seen[0] <= fresh_within:
+            return seen[1]
         row = await self.db.fetchone("SELECT monthly_micros FROM guild_budgets"
                                      " WHERE guild_id = ?", (guild_id,))
         return to_usd(int(row["monthly_micros"])) if row else None

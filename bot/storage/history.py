@@ -119,17 +119,22 @@ class History:
 
         return await self.db.batch(claim)
 
-    async def mark_running(self, job_id: int, prediction_id: str) -> None:
-        """The prediction exists: remember its id first, so a crash can resume it."""
-        async def mark(tx: Transaction) -> None:
+    async def mark_running(self, job_id: int, prediction_id: str) -> Generation | None:
+        """The prediction exists: remember its id first, so a crash can resume it. Answers
+        the job as it now stands (its options and seed written), for its delivery: the
+        same trip to the database."""
+        async def mark(tx: Transaction) -> Generation | None:
             now = self.clock()
             await tx.execute("UPDATE generations SET prediction_id = ?, status = 'running',"
                              " started_at = COALESCE(started_at, ?) WHERE id = ?",
                              (prediction_id, now, job_id))
             await tx.execute("UPDATE jobs SET state = 'running', updated_at = ?"
                              " WHERE generation_id = ?", (now, job_id))
+            row = await tx.fetchone(f"SELECT {_COLUMNS} FROM generations g WHERE g.id = ?",
+                                    (job_id,))
+            return Generation.from_row(row) if row else None
 
-        await self.db.batch(mark)
+        return await self.db.batch(mark)
 
     async def known_predictions(self, since: float) -> set[str]:
         """The predictions jobs created since `since` own: a lookup for a job whose input is
