@@ -20,8 +20,8 @@ from bot.i18n import translate as _t
 from bot.images import fetchable
 from bot.jobs import JobState
 from bot.model import GenerationOptions, validate
-from bot.replicate.client import read_capped
 from bot.replicate.errors import AnswerTooLarge
+from bot.replicate.transport import read_capped
 from bot.storage.history import Generation
 from bot.storage.loras import Trained
 from bot.storage.quota import Interaction, JobRequest, QuotaRefused

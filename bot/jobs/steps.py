@@ -14,7 +14,7 @@ import aiohttp
 from bot.errors import OptionError, UserError
 from bot.images import dimensions, fetchable, sniff
 from bot.jobs.state import Canceled, CancelOutcome, Job, Left
-from bot.replicate.client import ReplicateClient, outputs_ready, read_capped
+from bot.replicate.client import ReplicateClient, outputs_ready
 from bot.replicate.errors import (
     AnswerTooLarge,
     NotFoundError,
@@ -24,6 +24,7 @@ from bot.replicate.errors import (
 )
 from bot.replicate.lookup import find_created
 from bot.replicate.prediction import Prediction
+from bot.replicate.transport import read_capped
 
 log = logging.getLogger("bot.jobs")
 

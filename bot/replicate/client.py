@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 import random
 import time
@@ -23,7 +22,6 @@ import aiohttp
 
 from bot import __version__
 from bot.replicate.errors import (
-    AnswerTooLarge,
     ModelError,
     PredictionCanceled,
     PredictionTimeout,
@@ -32,47 +30,24 @@ from bot.replicate.errors import (
     ServerError,
     Stopping,
     TransportError,
-    error_from_response,
 )
 from bot.replicate.prediction import Prediction
 from bot.replicate.pushed import Push
 from bot.replicate.retry import PollPolicy, RetryPolicy
+from bot.replicate.transport import Observer, Transport
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Update = Callable[[Prediction], Awaitable[None] | None]
-Observer = Callable[[str, str, int | None, float], None]
 
 # Failures worth polling through: the prediction is still running on Replicate's side.
 TRANSIENT = (TransportError, ServerError, RateLimitedError)
 
 
-MAX_ANSWER = 16 * 1024 * 1024  # a prediction is a few kB; a relay padding it is refused
 
 
-async def _read_json(resp: aiohttp.ClientResponse) -> Any:
-    body = await read_capped(resp, MAX_ANSWER)
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise TransportError(f"malformed JSON from {resp.method} ({len(body)} bytes)",
-                             status=resp.status) from exc
-
-
-async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The body, or `AnswerTooLarge` as soon as it passes `limit` bytes (never read whole)."""
-    if (resp.content_length or 0) > limit:
-        raise AnswerTooLarge(f"{resp.content_length} bytes is above {limit}")
-    body = bytearray()
-    async for chunk in resp.content.iter_chunked(65536):
-        body += chunk
-        if len(body) > limit:
-            raise AnswerTooLarge(f"more than {limit} bytes")
-    return bytes(body)
-
-
-class ReplicateClient:
+class ReplicateClient(Transport):
     """Create, follow and cancel predictions of one model version."""
 
     def __init__(
@@ -96,28 +71,19 @@ class ReplicateClient:
         pace_calls: Callable[[], Awaitable[float]] | None = None,
         push: Push | None = None,
     ) -> None:
-        self.session = session
-        self.api_base = api_base.rstrip("/")
+        super().__init__(session, api_token=api_token, api_base=api_base,
+                         request_timeout=request_timeout, retry=retry, clock=clock,
+                         sleep=sleep, rand=rand, observer=observer, pace_calls=pace_calls)
         self.model = model
         self.version = version
         self.wait_seconds = wait_seconds
         self.timeout_seconds = timeout_seconds
-        self.request_timeout = request_timeout
-        self.retry = retry or RetryPolicy()
         self.poll = poll or PollPolicy()
-        self.clock = clock
-        self.sleep = sleep
-        self.rand = rand
-        self.observer = observer
-        self.pace_calls = pace_calls  # the account's rate for every call but a create
         self.push = push  # where Replicate pushes (None: everything is polled)
-        self._token = api_token
         self._slots = asyncio.Semaphore(max_concurrent)
         self.max_concurrent = max_concurrent
         self.in_flight = 0
         self.waiting = 0
-        self.stopping = False  # set at shutdown: nothing new is created, not even a retry
-        self._stopped = asyncio.Event()
         self._orphans: set[asyncio.Task[Any]] = set()
 
     @classmethod
@@ -136,103 +102,10 @@ class ReplicateClient:
             **kwargs,
         )
 
-    # -- plumbing ---------------------------------------------------------------------------
-
     @property
     def version_ref(self) -> str:
         return f"{self.model}:{self.version}"
 
-    def url(self, *parts: str) -> str:
-        return "/".join((self.api_base, *parts))
-
-    def stop_creating(self) -> None:
-        """From now on `create` refuses, and a create waiting to be retried gives up."""
-        self.stopping = True
-        self._stopped.set()
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._token}"}
-
-    async def send(
-        self,
-        method: str,
-        url: str,
-        *,
-        idempotent: bool,
-        json_body: Any = None,
-        headers: dict[str, str] | None = None,
-        seconds: float | None = None,
-        deadline: float | None = None,
-        read: Callable[[aiohttp.ClientResponse], Awaitable[T]] = _read_json,  # type: ignore[assignment]
-    ) -> T:
-        """One HTTP call with the retry rules above; raises a typed `ReplicateError`."""
-        attempts = self.retry.attempts if idempotent else self.retry.create_attempts
-        client_timeout = aiohttp.ClientTimeout(
-            total=seconds or self.request_timeout, connect=min(10.0, self.request_timeout)
-        )
-        attempt = 0
-        while True:
-            attempt += 1
-            if idempotent and self.pace_calls is not None:
-                wait = await self.pace_calls()
-                if wait > 0:
-                    await self.sleep(wait)
-            started = self.clock()
-            status: int | None = None
-            try:
-                async with self.session.request(
-                    method, url, json=json_body, headers=headers, timeout=client_timeout
-                ) as resp:
-                    status = resp.status
-                    if status < 400:
-                        return await read(resp)
-                    error = error_from_response(status, await resp.content.read(65536),
-                                                resp.headers)
-                    retryable = status == 429 or (idempotent and (status >= 500 or status == 408))
-            except aiohttp.ClientConnectorError as exc:
-                # the connection was never made, so the request never left: always safe
-                error = TransportError(f"cannot connect ({type(exc).__name__})", sent=False)
-                retryable = True
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                error = TransportError(f"{type(exc).__name__} during {method}")
-                retryable = idempotent
-            except TransportError as exc:  # malformed body on a 2xx
-                error, retryable = exc, idempotent
-            finally:
-                if self.observer is not None:
-                    self.observer(method, url, status, self.clock() - started)
-            if not retryable or attempt >= attempts or (self.stopping and not idempotent):
-                raise error
-            delay = self.retry.delay(attempt, error.retry_after, self.rand)
-            if deadline is not None and self.clock() + delay > deadline:
-                raise error
-            log.warning("replicate %s %s: %s; retry %d in %.2fs", method,
-                        url.removeprefix(self.api_base), error.describe(), attempt, delay)
-            if idempotent:
-                await self.sleep(delay)
-            elif not await self._nap_unless_stopped(delay):
-                raise error  # stopping: a create waiting for its retry gives up at once
-
-    async def _nap_unless_stopped(self, seconds: float) -> bool:
-        """Sleep `seconds`; False (at once) if a stop comes first."""
-        nap = asyncio.ensure_future(self.sleep(seconds))
-        stop = asyncio.ensure_future(self._stopped.wait())
-        try:
-            await asyncio.wait({nap, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            nap.cancel()
-            stop.cancel()
-        return not self.stopping
-
-    async def _json(self, method: str, *parts: str, idempotent: bool, **kwargs: Any
-                    ) -> Prediction:
-        headers = self.auth_headers() | kwargs.pop("headers", {})
-        data = await self.send(method, self.url(*parts), idempotent=idempotent,
-                               headers=headers, **kwargs)
-        try:
-            return Prediction.from_json(data)
-        except ValueError as exc:
-            raise TransportError(f"unexpected answer to {method} {'/'.join(parts)}") from exc
 
     # -- the API ----------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 import aiohttp
 
 from bot.images import MAX_PIXELS, dimensions, extension, sniff
-from bot.replicate.client import ReplicateClient, read_capped
+from bot.replicate.client import ReplicateClient
 from bot.replicate.errors import (
     AnswerTooLarge,
     OutputError,
@@ -23,6 +23,7 @@ from bot.replicate.errors import (
     ReplicateError,
 )
 from bot.replicate.prediction import Prediction
+from bot.replicate.transport import read_capped
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
