@@ -15,13 +15,12 @@ import json
 import re
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from aiohttp import web
 
 from tests.fakes import openapi, trainer, upscaler
+from tests.fakes.listing import page_of
 from tests.fakes.loopback import LoopbackServer
 from tests.fakes.predictions import (
     MODEL,
@@ -337,40 +336,16 @@ class FakeReplicate(LoopbackServer):
         return self._json(prediction.to_json())
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
-        """`GET /predictions`: newest first, `created_after`/`created_before` honoured, a
-        page at a time; `next` names the upstream host, as the real API does behind a relay."""
+        """`GET /predictions` (paged as the real API does: `tests.fakes.listing`)."""
         await self._record(request)
         await self.through_gates(request.method, request.path)
         if (fault := await self._fault(request)) is not None:
             return fault
         if not self._authorised(request):
             return self._unauthorised()
-        query = request.query
-
-        def instant(name: str) -> float | None:
-            value = query.get(name)
-            if value is None:
-                return None
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-        after, before = instant("created_after"), instant("created_before")
-        found = [p for p in reversed(list(self.predictions.values()))
-                 if not isinstance(p, trainer.Training)
-                 and (after is None or p.created_unix >= after)
-                 and (before is None or p.created_unix <= before)]
-        start = int(query.get("cursor", "0"))
-        page = found[start:start + self.page_size]
-        following = None
-        if start + self.page_size < len(found):
-            params = {k: v for k, v in query.items() if k != "cursor"}
-            params["cursor"] = str(start + self.page_size)
-            following = f"{UPSTREAM}/predictions?{urlencode(params)}"
-        results = []
-        for prediction in page:
-            item = prediction.to_json()
-            item["logs"] = ""  # the list carries no logs (or truncated ones)
-            results.append(item)
-        return self._json({"next": following, "previous": None, "results": results})
+        predictions = [p for p in self.predictions.values()
+                       if not isinstance(p, trainer.Training)]
+        return self._json(page_of(predictions, request.query, self.page_size, UPSTREAM))
 
     async def _cancel(self, request: web.Request) -> web.StreamResponse:
         prediction = await self._prediction(request)
