@@ -153,13 +153,14 @@ async def detection(servers: Servers, n: int, duration: float, round_trip: float
 
         async def one(i: int) -> None:
             await asyncio.sleep(i * duration / n)  # staggered: ends come one by one
-            prediction_id = await run(f"{name}-{i}")
-            done[prediction_id] = time.monotonic()
+            prompt = f"{name}-{round_trip}-{i}"  # how its prediction is found (`async_run`
+            await run(prompt)                     # answers outputs, not the prediction)
+            done[prompt] = time.monotonic()
 
         await asyncio.gather(*(one(i) for i in range(n)))
         after = await servers.post("/setup", {"round_trip": round_trip})
-        ready = await servers.get("/readiness", ids=",".join(done))
-        late = [(at - ready[pid]) * 1000 for pid, at in done.items() if ready.get(pid)]
+        ready = await servers.get("/readiness", prompts=",".join(done))
+        late = [(at - ready[p]) * 1000 for p, at in done.items() if ready.get(p)]
         calls = after["replicate"] - before["replicate"]
         results[name] = {"detection_ms": summary(late),
                          "api_calls_per_prediction": round(calls / n, 2)}
@@ -168,53 +169,30 @@ async def detection(servers: Servers, n: int, duration: float, round_trip: float
         ours = ReplicateClient(session, api_token=TOKEN, api_base=servers.replicate_api,
                                wait_seconds=60, max_concurrent=n)
 
-        async def run_ours(prompt: str) -> str:
-            return (await ours.run({"prompt": prompt}, until_outputs=True)).id
+        async def run_ours(prompt: str) -> None:
+            await ours.run({"prompt": prompt}, until_outputs=True)
 
         await measure("flux-lora-bot", run_ours)
 
     client = official.Client(api_token=TOKEN, base_url=servers.replicate_url)
 
-    async def run_create_wait(prompt: str) -> str:
+    async def run_create_wait(prompt: str) -> None:
         prediction = await client.predictions.async_create(
             version=VERSION, input={"prompt": prompt}, wait=60)
         if not prediction.output:  # the hold ended first: its documented polling loop
             await prediction.async_wait()
-        return prediction.id
+
+    async def run_async_run(prompt: str) -> None:
+        await client.async_run(f"{MODEL}:{VERSION}", input={"prompt": prompt},
+                               use_file_output=False)
 
     await measure("replicate create(wait=60)", run_create_wait)
-    results["replicate async_run"] = await async_run_figures(servers, client, n, duration,
-                                                             round_trip, MODEL, VERSION)
+    await measure("replicate async_run", run_async_run)
     ours_p50 = results["flux-lora-bot"]["detection_ms"]["p50"]
     for name in ("replicate create(wait=60)", "replicate async_run"):
         theirs = results[name]["detection_ms"]["p50"]
         results[name]["p50_ratio_to_ours"] = round(theirs / max(ours_p50, 0.1), 2)
     return results
-
-
-async def async_run_figures(servers: Servers, client: Any, n: int, duration: float,
-                            round_trip: float, model: str, version: str) -> dict[str, Any]:
-    """`async_run` returns outputs, not the prediction: its end is matched by prompt."""
-    draw = random.Random(7)
-    await servers.post("/scenarios", {"durations": [
-        duration * draw.uniform(0.75, 1.25) for _ in range(n)]})
-    before = await servers.post("/setup", {"round_trip": round_trip})
-    done: dict[str, float] = {}
-
-    async def one(i: int) -> None:
-        await asyncio.sleep(i * duration / n)
-        prompt = f"asyncrun-{round_trip}-{i}"
-        await client.async_run(f"{model}:{version}", input={"prompt": prompt},
-                               use_file_output=False)
-        done[prompt] = time.monotonic()
-
-    await asyncio.gather(*(one(i) for i in range(n)))
-    after = await servers.post("/setup", {"round_trip": round_trip})
-    ready = await servers.get("/readiness", prompts=",".join(done))
-    late = [(at - ready[p]) * 1000 for p, at in done.items() if ready.get(p)]
-    return {"detection_ms": summary(late),
-            "api_calls_per_prediction": round((after["replicate"] - before["replicate"]) / n,
-                                              2)}
 
 
 async def quota_rate(users: int = 100, each: int = 40) -> dict[str, Any]:

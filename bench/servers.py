@@ -5,7 +5,7 @@ API. Prints one JSON line with the addresses, then serves until stdin closes.
 Control (JSON): POST /setup {round_trip, wait_scale, push_delay}; POST /imagine {prompt,
 duration} sends one /imagine (its prediction will run `duration` seconds); POST /scenarios
 {durations}; GET /progress?tag=; GET /report?tag=&replicate=&discord= (since those counts);
-GET /readiness?ids= (when each prediction's outputs were there)."""
+GET /readiness?prompts= (when their predictions' outputs were there)."""
 
 from __future__ import annotations
 
@@ -122,15 +122,11 @@ class Control:
         return web.json_response({})
 
     async def readiness(self, request: web.Request) -> web.Response:
-        """By prediction id (`ids`), or by prompt (`prompts`: `async_run` returns no id)."""
-        predictions = self.replicate.predictions
-        if "prompts" in request.query:
-            wanted = set(request.query["prompts"].split(","))
-            return web.json_response({p.input["prompt"]: p.ready_at
-                                      for p in predictions.values()
-                                      if p.input.get("prompt") in wanted})
-        ids = request.query["ids"].split(",")
-        return web.json_response({i: predictions[i].ready_at for i in ids if i in predictions})
+        """When the outputs of the predictions of these `prompts` were there."""
+        wanted = set(request.query["prompts"].split(","))
+        return web.json_response({p.input["prompt"]: p.ready_at
+                                  for p in self.replicate.predictions.values()
+                                  if p.input.get("prompt") in wanted})
 
 
 async def serve() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -55,8 +56,8 @@ class ReplicateSettings(Section):
         if not v:
             return v
         url = http_url(v, ("https", "http"))
-        host = re.sub(r"^\w+://(?:[^@/]*@)?", "", url).split("/")[0].rsplit(":", 1)[0]
-        if url.startswith("http://") and host not in ("127.0.0.1", "localhost", "[::1]"):
+        parts = urlsplit(url)
+        if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"{json.dumps(v)} must be https (Replicate posts only to https)")
         return url
 

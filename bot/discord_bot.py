@@ -140,14 +140,10 @@ class Flux:
             if not per_minute:
                 paces.append(None)
                 continue
-            if one_process:
-                pace: Pace = LocalPacer(per_minute).pace
-            elif kind == "create":
-                pace = partial(self.storage.processes.pace, kind, per_minute,
-                               burst_of(per_minute))
-            else:
-                pace = LeasedPacer(partial(self.storage.processes.pace, kind, per_minute,
-                                           burst_of(per_minute))).pace
+            shared = partial(self.storage.processes.pace, kind, per_minute,
+                             burst_of(per_minute))
+            pace: Pace = LocalPacer(per_minute).pace if one_process else \
+                shared if kind == "create" else LeasedPacer(shared).pace
             paces.append(self.metrics.paced(kind, pace))
         return paces[0], paces[1]
 

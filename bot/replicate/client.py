@@ -1,10 +1,10 @@
 """A small async client for the Replicate predictions API, shared by the bot and the CLI.
 
-One aiohttp session (one connection pool) for everything. Reads are retried on 429, 5xx,
-time-outs and connection errors; the create POST only on 429 or when the request provably never
-left, since retrying it otherwise could start (and bill) a second prediction. A prediction is
-followed at `{api_base}/predictions/{id}` – never `urls.get`, which names api.replicate.com even
-behind a relay – until it ends or the deadline passes, after which it is canceled.
+One aiohttp session (one connection pool) for everything; each call goes through
+`bot.replicate.transport` (its retry rules, caps and pacing). A prediction is followed at
+`{api_base}/predictions/{id}` – never `urls.get`, which names api.replicate.com even behind a
+relay – by polling, or by its webhooks with polling as a slow reconciler, until it ends or the
+deadline passes, after which it is canceled.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 
@@ -38,13 +38,10 @@ from bot.replicate.transport import Observer, Transport
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 Update = Callable[[Prediction], Awaitable[None] | None]
 
 # Failures worth polling through: the prediction is still running on Replicate's side.
 TRANSIENT = (TransportError, ServerError, RateLimitedError)
-
-
 
 
 class ReplicateClient(Transport):
@@ -105,7 +102,6 @@ class ReplicateClient(Transport):
     @property
     def version_ref(self) -> str:
         return f"{self.model}:{self.version}"
-
 
     # -- the API ----------------------------------------------------------------------------
 
@@ -190,11 +186,11 @@ class ReplicateClient(Transport):
         """Poll until `prediction` is terminal (or, with `until_outputs`, until its outputs
         are all there); cancel it and raise `PredictionTimeout` once `deadline` (on `clock`)
         passes. Transient failures are polled through."""
-        seen = (prediction.status, prediction.logs, len(prediction.output))
+        seen = _shown(prediction)
         if self.push is not None:  # pushed while the create held, or before we listened
             prediction = self.push.pushed.merge(prediction)
-            if (prediction.status, prediction.logs, len(prediction.output)) != seen:
-                seen = (prediction.status, prediction.logs, len(prediction.output))
+            if _shown(prediction) != seen:
+                seen = _shown(prediction)
                 await _call(on_update, prediction)
         poll = 0
         while not prediction.terminal and not (until_outputs and outputs_ready(prediction)):
@@ -216,7 +212,7 @@ class ReplicateClient(Transport):
                     poll, bool(prediction.output), long=collection == "trainings")))
                 poll += 1
                 prediction = await self._poll(prediction, deadline, collection)
-            now = (prediction.status, prediction.logs, len(prediction.output))
+            now = _shown(prediction)
             if now != seen:
                 seen = now
                 await _call(on_update, prediction)
@@ -342,6 +338,11 @@ def ensure_succeeded(prediction: Prediction) -> Prediction:
     if prediction.status == "failed":
         raise ModelError(prediction)
     raise PredictionCanceled(prediction)
+
+
+def _shown(prediction: Prediction) -> tuple[str, str, int]:
+    """What a member would see change: status, logs (progress), outputs."""
+    return prediction.status, prediction.logs, len(prediction.output)
 
 
 async def _call(callback: Update | None, prediction: Prediction) -> None:

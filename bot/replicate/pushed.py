@@ -38,16 +38,16 @@ class Pushed:
         self._latest: dict[str, tuple[Prediction, float]] = {}
         self._followed: dict[str, asyncio.Event] = {}
         self._poked: set[str] = set()
-        self.received = 0
 
     def offer(self, prediction: Prediction, *, forwarded: bool = False) -> bool:
         """A push arrived; True when it moved its prediction forward."""
-        self.received += 1
-        self._expire()
+        now = self.clock()
+        self._expire(now)
         current = self._latest.get(prediction.id)
         if not newer(current[0] if current else None, prediction):
             return False
-        self._latest[prediction.id] = (prediction, self.clock())
+        self._latest.pop(prediction.id, None)  # re-added last: the dict stays oldest first
+        self._latest[prediction.id] = (prediction, now)
         event = self._followed.get(prediction.id)
         if event is not None:
             event.set()
@@ -97,12 +97,12 @@ class Pushed:
         finally:
             self._followed.pop(current.id, None)
 
-    def _expire(self) -> None:
-        if len(self._latest) < 256:
-            return
-        oldest = self.clock() - KEEP
-        for pid in [p for p, (_, at) in self._latest.items()
-                    if at < oldest and p not in self._followed]:
+    def _expire(self, now: float) -> None:
+        """Forget pushes older than `KEEP`: the dict holds them oldest first."""
+        while self._latest:
+            pid, (_, at) = next(iter(self._latest.items()))
+            if at >= now - KEEP:
+                return
             del self._latest[pid]
 
 

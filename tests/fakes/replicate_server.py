@@ -199,14 +199,19 @@ class FakeReplicate(LoopbackServer):
         return self._problem(401, "You did not pass a valid authentication token",
                              "Unauthenticated")
 
-    async def _prediction(self, request: web.Request) -> FakePrediction | web.StreamResponse:
-        """Record, inject a fault, check the token, find the prediction: each route's start."""
+    async def _stopped_here(self, request: web.Request) -> web.StreamResponse | None:
+        """What answers a request before its handler does (recorded, held at a gate): a
+        fault, or a bad token; None when it goes on."""
         await self._record(request)
         await self.through_gates(request.method, request.path)
         if (fault := await self._fault(request)) is not None:
             return fault
-        if not self._authorised(request):
-            return self._unauthorised()
+        return None if self._authorised(request) else self._unauthorised()
+
+    async def _prediction(self, request: web.Request) -> FakePrediction | web.StreamResponse:
+        """Record, inject a fault, check the token, find the prediction: each route's start."""
+        if (refused := await self._stopped_here(request)) is not None:
+            return refused
         prediction = self.predictions.get(request.match_info["pid"])
         return prediction if prediction is not None else self._problem(404, "Not found.")
 
@@ -337,12 +342,8 @@ class FakeReplicate(LoopbackServer):
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
         """`GET /predictions` (paged as the real API does: `tests.fakes.listing`)."""
-        await self._record(request)
-        await self.through_gates(request.method, request.path)
-        if (fault := await self._fault(request)) is not None:
-            return fault
-        if not self._authorised(request):
-            return self._unauthorised()
+        if (refused := await self._stopped_here(request)) is not None:
+            return refused
         predictions = [p for p in self.predictions.values()
                        if not isinstance(p, trainer.Training)]
         return self._json(page_of(predictions, request.query, self.page_size, UPSTREAM))
@@ -367,19 +368,13 @@ class FakeReplicate(LoopbackServer):
                            "cog_version": "0.9.25", "openapi_schema": schema})
 
     async def _secret(self, request: web.Request) -> web.StreamResponse:
-        await self._record(request)
-        if (fault := await self._fault(request)) is not None:
-            return fault
-        if not self._authorised(request):
-            return self._unauthorised()
+        if (refused := await self._stopped_here(request)) is not None:
+            return refused
         return self._json({"key": self.pushes.secret})
 
     async def _account(self, request: web.Request) -> web.StreamResponse:
-        await self._record(request)
-        if (fault := await self._fault(request)) is not None:
-            return fault
-        if not self._authorised(request):
-            return self._unauthorised()
+        if (refused := await self._stopped_here(request)) is not None:
+            return refused
         return self._json({"type": "user", "username": "flux-admin", "name": "Flux Admin",
                            "github_url": None})
 

@@ -63,3 +63,14 @@ async def test_a_poke_sends_the_follower_to_the_api_and_unfollowed_pushes_are_fo
     await asyncio.sleep(0)
     pushed.poke("p1")
     assert await asyncio.wait_for(waiting, 5) is None
+
+
+def test_pushes_nobody_followed_are_forgotten_after_a_while():
+    now = [0.0]
+    pushed = Pushed(clock=lambda: now[0])
+    pushed.offer(p("processing"))
+    now[0] = 601.0  # past KEEP
+    pushed.offer(Prediction(id="p2", status="processing"))
+    fresh = p("starting")
+    assert pushed.merge(fresh) is fresh  # p1's old push is gone
+    assert pushed.merge(Prediction(id="p2", status="starting")).status == "processing"
